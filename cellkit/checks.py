@@ -1,0 +1,173 @@
+"""Checks for student work that explain, in words, what was expected and what was found.
+
+The graded tests of every lab and the inline checks call these functions.  Each
+raises :class:`CheckFailed` (an ``AssertionError``, so otter-grader and pytest
+treat it as a failed test) whose message says what was expected, what was found
+and, where the caller gives one, a hint at the likely mistake::
+
+    expected 1,121,062 parameters, got 3,277,030: is the first convolution strided?
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+
+class CheckFailed(AssertionError):
+    """A check on student work failed; the message says why in words."""
+
+
+def _fail(message: str, hint: str | None = None):
+    raise CheckFailed(message + (f": {hint}" if hint else ""))
+
+
+def _is_model(model, what: str = "model"):
+    import keras
+
+    if not isinstance(model, keras.Model):
+        _fail(f"expected {what} to be a keras.Model, got {type(model).__name__}"
+              + (" (did you run the cell that builds it?)" if model is None or model is Ellipsis else ""))
+    if not model.built:
+        _fail(f"{what} is not built yet: give it an Input shape or call it on a batch first")
+
+
+def check_defined(value, name: str):
+    """Fail when ``value`` is missing (``None``) or still the ``...`` placeholder."""
+    if value is None or value is Ellipsis:
+        _fail(f"{name} is not defined yet: replace the ... in its cell and run the cell")
+
+
+def check_param_count(model, expected: int, *, trainable_only: bool = False, hint: str | None = None):
+    """Fail unless ``model`` has exactly ``expected`` parameters (all, or trainable only)."""
+    _is_model(model)
+    got = int(sum(np.prod(w.shape) for w in (model.trainable_weights if trainable_only else model.weights)))
+    if got != expected:
+        kind = "trainable parameters" if trainable_only else "parameters"
+        _fail(f"expected {expected:,} {kind}, got {got:,}", hint)
+
+
+def layer_param_counts(model) -> list[tuple[str, str, int]]:
+    """Return ``(layer name, layer class, parameter count)`` for each layer of ``model``, in order."""
+    return [(layer.name, type(layer).__name__, int(layer.count_params()) if layer.built else 0)
+            for layer in model.layers]
+
+
+def check_layer_params(model, expected: Sequence[int], *, hint: str | None = None):
+    """Fail unless the layers that have parameters have exactly these counts, in order."""
+    _is_model(model)
+    got = [(n, c, p) for n, c, p in layer_param_counts(model) if p > 0]
+    counts = [p for _, _, p in got]
+    if len(counts) != len(expected):
+        _fail(f"expected {len(expected)} layers with parameters ({', '.join(f'{e:,}' for e in expected)}), "
+              f"found {len(counts)} ({', '.join(f'{n}: {p:,}' for n, _, p in got)})", hint)
+    for i, ((name, cls, p), e) in enumerate(zip(got, expected)):
+        if p != e:
+            _fail(f"layer {i + 1} with parameters ({name}, {cls}) has {p:,} parameters, expected {e:,}", hint)
+
+
+def check_layer_types(model, expected: Sequence[str], *, ignore: Sequence[str] = ("InputLayer",),
+                      hint: str | None = None):
+    """Fail unless the model's layer classes are ``expected``, in order (input layers ignored)."""
+    _is_model(model)
+    got = [type(layer).__name__ for layer in model.layers if type(layer).__name__ not in ignore]
+    if list(got) != list(expected):
+        first = next((i for i, (a, b) in enumerate(zip(got, expected)) if a != b), min(len(got), len(expected)))
+        found = got[first] if first < len(got) else "nothing"
+        want = expected[first] if first < len(expected) else "nothing"
+        _fail(f"expected the layers {' -> '.join(expected)}, found {' -> '.join(got)} "
+              f"(first difference at position {first + 1}: {found} instead of {want})", hint)
+
+
+def check_output_shape(model, expected: Sequence, *, hint: str | None = None):
+    """Fail unless the model's output shape (batch axis excluded) is ``expected``."""
+    _is_model(model)
+    got = tuple(model.output_shape[1:]) if not isinstance(model.output_shape, list) else None
+    if got != tuple(expected):
+        _fail(f"expected output shape {tuple(expected)} (without the batch axis), got {got}", hint)
+
+
+def check_shape(array, expected: Sequence, *, name: str = "array", hint: str | None = None):
+    """Fail unless ``array`` has shape ``expected`` (``None`` entries match any size)."""
+    check_defined(array, name)
+    shape = tuple(np.shape(array))
+    ok = len(shape) == len(expected) and all(e is None or e == s for e, s in zip(expected, shape))
+    if not ok:
+        want = "(" + ", ".join("any" if e is None else str(e) for e in expected) + ")"
+        _fail(f"expected {name} to have shape {want}, got {shape}", hint)
+
+
+def check_close(actual, expected, *, name: str = "value", rtol: float = 1e-5, atol: float = 1e-6,
+                hint: str | None = None):
+    """Fail unless ``actual`` matches ``expected`` elementwise within the tolerances."""
+    check_defined(actual, name)
+    a = np.asarray(actual, dtype=np.float64)
+    e = np.asarray(expected, dtype=np.float64)
+    if a.shape != e.shape:
+        _fail(f"expected {name} to have shape {e.shape}, got {a.shape}", hint)
+    if not np.allclose(a, e, rtol=rtol, atol=atol, equal_nan=True):
+        diff = np.abs(a - e)
+        idx = np.unravel_index(np.nanargmax(diff), diff.shape) if diff.ndim else ()
+        where = f" at index {tuple(int(i) for i in idx)}" if idx else ""
+        _fail(f"{name} differs from the reference{where}: got {a[idx] if idx else a:.6g}, "
+              f"expected {e[idx] if idx else e:.6g} (largest difference {np.nanmax(diff):.3g})", hint)
+
+
+def check_in_range(value, low: float, high: float, *, name: str = "value", hint: str | None = None):
+    """Fail unless ``low <= value <= high``."""
+    check_defined(value, name)
+    v = float(value)
+    if not (low <= v <= high):
+        _fail(f"expected {name} between {low:g} and {high:g}, got {v:.4g}", hint)
+
+
+def check_metric_at_least(value, threshold: float, *, name: str = "accuracy", hint: str | None = None):
+    """Fail unless the metric ``value`` reaches ``threshold``."""
+    check_defined(value, name)
+    v = float(value)
+    if not np.isfinite(v) or v < threshold:
+        _fail(f"expected {name} of at least {threshold:.3g}, got {v:.3g}", hint)
+
+
+def check_loss_decreases(model, x, y, *, steps: int = 20, batch_size: int | None = None, factor: float = 0.9,
+                         hint: str | None = None) -> tuple[float, float]:
+    """Return ``(first loss, last loss)`` after fitting a copy of ``model`` on one fixed batch; fail unless it drops.
+
+    Over-fitting one small batch is the quickest test that a model, its loss and
+    its optimiser are wired correctly: the loss must fall below ``factor`` times
+    its starting value within ``steps`` steps.  The student's model is not changed.
+    """
+    import keras
+
+    _is_model(model)
+    if model.optimizer is None or not model.compiled:
+        _fail("the model is not compiled: call model.compile(optimizer=..., loss=...) first", hint)
+    clone = keras.models.clone_model(model)
+    clone.set_weights(model.get_weights())
+    clone.compile(optimizer=keras.optimizers.Adam(1e-3), loss=model.loss)
+    history = clone.fit(x, y, epochs=steps, batch_size=batch_size or len(x), verbose=0, shuffle=False)
+    losses = history.history["loss"]
+    first, last = float(losses[0]), float(losses[-1])
+    if not np.isfinite(last):
+        _fail(f"the loss became {last} while fitting one batch: check the loss and the output activation", hint)
+    if last > factor * first:
+        _fail(f"expected the loss on one fixed batch to fall below {factor:g} x its start within {steps} steps, "
+              f"it went from {first:.4g} to {last:.4g}", hint)
+    return first, last
+
+
+def check_answer(value, expected, *, name: str = "answer", hint: str | None = None):
+    """Fail unless ``value == expected`` (for numbers, strings and choices)."""
+    check_defined(value, name)
+    if isinstance(expected, (int, np.integer)) and not isinstance(value, bool):
+        try:
+            ok = int(value) == int(expected) and float(value) == float(expected)
+        except (TypeError, ValueError):
+            ok = False
+    else:
+        ok = value == expected
+    if not ok:
+        shown = f"{expected:,}" if isinstance(expected, (int, np.integer)) else repr(expected)
+        got = f"{value:,}" if isinstance(value, (int, np.integer)) else repr(value)
+        _fail(f"expected {name} = {shown}, got {got}", hint)

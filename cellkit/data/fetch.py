@@ -1,0 +1,249 @@
+"""Getting a dataset onto disk: verify a local copy, download a real one, or generate a synthetic one.
+
+:func:`dataset_path` is what a lab calls.  It makes the data source an
+explicit, visible choice: ``source="real"`` returns the verified real dataset
+(downloading it with a progress bar if it is missing) or raises an error that
+says where to put the files and how to choose the synthetic source instead;
+``source="synthetic"`` returns a generated copy in the same layout.  Nothing
+falls back silently, and nothing half-written is ever used: downloads go
+through pooch (temporary file, hash check, rename) and extracted or generated
+folders appear in one rename when complete.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import zipfile
+from pathlib import Path
+
+from cellkit.atomic import atomic_dir, write_text
+from cellkit.config import Config, get_config
+from cellkit.data.registry import Dataset, get_dataset
+from cellkit.errors import DataError, DataUnavailableError, HashMismatchError
+
+_VERIFIED = ".cellkit-verified.json"
+_COMPLETE = ".cellkit-complete"
+
+
+def sha256(path, chunk: int = 1 << 20) -> str:
+    """Return the hex SHA-256 of a file."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(chunk), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def verify(dataset: Dataset | str, folder) -> Path:
+    """Return ``folder`` after checking that every manifest file is there with the right size and SHA-256.
+
+    Hashes of files whose size and modification time are unchanged since the last
+    successful check are taken from a small record in the folder, so a second
+    check costs no hashing.
+
+    Raises
+    ------
+    DataError
+        The folder is missing, empty, or lacks some files (the first few are named).
+    HashMismatchError
+        A file's size or SHA-256 differs from the registry's; the file is named and must not be used.
+    """
+    dataset = get_dataset(dataset) if isinstance(dataset, str) else dataset
+    folder = Path(folder)
+    where = f"dataset {dataset.name!r} at {folder}"
+    if not folder.is_dir():
+        raise DataError(f"{where}: folder not found; expected the layout {dataset.layout}")
+    if not dataset.files:
+        if not any(folder.iterdir()):
+            raise DataError(f"{where}: the folder is empty; expected the layout {dataset.layout}")
+        return folder
+    missing = [f.path for f in dataset.files if not (folder / f.path).is_file()]
+    if len(missing) == len(dataset.files):
+        raise DataError(f"{where}: none of the {len(missing):,} expected files is there; "
+                        f"expected the layout {dataset.layout}")
+    if missing:
+        shown = ", ".join(missing[:3]) + (f" and {len(missing) - 3:,} more" if len(missing) > 3 else "")
+        raise DataError(f"{where}: {len(missing):,} of {len(dataset.files):,} files missing ({shown})")
+    record_path = folder / _VERIFIED
+    try:
+        record = json.loads(record_path.read_text()) if record_path.is_file() else {}
+    except (OSError, json.JSONDecodeError):
+        record = {}
+    new_record, bad = {}, []
+    for entry in dataset.files:
+        path = folder / entry.path
+        st = path.stat()
+        if entry.bytes is not None and st.st_size != entry.bytes:
+            bad.append(f"{path} has {st.st_size:,} bytes, expected {entry.bytes:,}")
+            continue
+        key = f"{st.st_size}:{st.st_mtime_ns}"
+        cached = record.get(entry.path)
+        digest = cached["sha256"] if cached and cached.get("key") == key else sha256(path)
+        if entry.sha256 and digest != entry.sha256:
+            bad.append(f"{path} has SHA-256 {digest[:12]}..., expected {entry.sha256[:12]}...")
+            continue
+        new_record[entry.path] = {"key": key, "sha256": digest}
+    if bad:
+        shown = "; ".join(bad[:3]) + (f"; and {len(bad) - 3:,} more" if len(bad) > 3 else "")
+        raise HashMismatchError(f"{where}: {len(bad):,} file(s) differ from the registry and will not be used: "
+                                f"{shown}. Delete them and fetch again (cellkit data fetch {dataset.name}).")
+    if new_record != record:
+        try:
+            write_text(record_path, json.dumps(new_record))
+        except OSError:
+            pass  # a read-only copy (e.g. a shared drive) is still usable
+    return folder
+
+
+def _unavailable(dataset: Dataset, dest: Path, why: str) -> DataUnavailableError:
+    return DataUnavailableError(
+        f"dataset {dataset.name!r}: {why}. Place the files at {dest} (layout: {dataset.layout}), "
+        f"or choose the synthetic source (CELLKIT_SOURCE=synthetic, or source='synthetic')."
+    )
+
+
+def _download(url: str, known_hash: str | None, folder: Path, progressbar: bool = True) -> Path:
+    import pooch
+
+    downloader = pooch.HTTPDownloader(progressbar=progressbar, timeout=60)
+    fname = url.rstrip("/").split("/")[-1] or "download"
+    return Path(pooch.retrieve(url, known_hash=f"sha256:{known_hash}" if known_hash else None, fname=fname,
+                               path=folder, downloader=downloader, progressbar=progressbar))
+
+
+def fetch(name: str, config: Config | None = None, *, progressbar: bool = True) -> Path:
+    """Return the folder of the real dataset ``name``, downloading and verifying it if needed.
+
+    A folder ``CELLKIT_DATA_DIR/<name>`` that already passes :func:`verify` is used
+    with no network access.
+
+    Raises
+    ------
+    DataUnavailableError
+        The files are not there and the host cannot be reached (or the data is not public).
+    HashMismatchError
+        A downloaded or local file differs from the registry.
+    """
+    config = config or get_config()
+    dataset = get_dataset(name)
+    dest = config.data_dir / name
+    if dest.is_dir() and (dataset.files or any(dest.iterdir())):
+        try:
+            return verify(dataset, dest)
+        except HashMismatchError:
+            raise
+        except DataError:
+            pass  # incomplete: download what the registry lists
+    kind = dataset.source["kind"]
+    if kind == "none":
+        raise _unavailable(dataset, dest, "this dataset is not public, so it cannot be downloaded")
+    if kind == "keras":
+        raise DataError(f"dataset {name!r} is fetched by {dataset.source['loader']}, not by cellkit.data.fetch")
+    downloads = config.data_dir / ".downloads"
+    try:
+        with atomic_dir(dest) as tmp:
+            if dest.is_dir():
+                shutil.copytree(dest, tmp, dirs_exist_ok=True)
+            if kind == "archive":
+                src = dataset.source
+                try:
+                    archive = _download(src["url"], src.get("sha256"), downloads, progressbar)
+                except (OSError, ValueError) as exc:
+                    if "hash" in str(exc).lower() and "match" in str(exc).lower():
+                        raise HashMismatchError(f"dataset {name!r}: the archive from {src['url']} differs from "
+                                                f"the registry's SHA-256 and was discarded ({exc})") from exc
+                    raise _unavailable(dataset, dest, f"cannot reach {src['url']} ({type(exc).__name__}: {exc})") from exc
+                _extract(archive, src.get("members", ""), tmp)
+            else:  # one URL per manifest file
+                base = dataset.source["base_url"].rstrip("/")
+                for entry in dataset.files:
+                    target = tmp / entry.path
+                    if target.is_file():
+                        continue
+                    url = f"{base}/{entry.path}"
+                    try:
+                        got = _download(url, entry.sha256, downloads / name / Path(entry.path).parent, progressbar)
+                    except (OSError, ValueError) as exc:
+                        raise _unavailable(dataset, dest, f"cannot reach {url} ({type(exc).__name__}: {exc})") from exc
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                    shutil.copyfile(got, target)
+            verify(dataset, tmp)
+    finally:
+        shutil.rmtree(downloads / name, ignore_errors=True)
+    return dest
+
+
+def _extract(archive: Path, members: str, dest: Path) -> None:
+    """Extract the zip members under the prefix ``members`` into ``dest``, dropping the prefix."""
+    try:
+        with zipfile.ZipFile(archive) as zf:
+            for info in zf.infolist():
+                if info.is_dir() or not info.filename.startswith(members):
+                    continue
+                rel = info.filename[len(members):]
+                target = (dest / rel).resolve()
+                if not str(target).startswith(str(dest.resolve())):
+                    raise DataError(f"{archive}: member {info.filename!r} would be written outside {dest}")
+                target.parent.mkdir(parents=True, exist_ok=True)
+                with zf.open(info) as src, open(target, "wb") as out:
+                    shutil.copyfileobj(src, out)
+    except zipfile.BadZipFile as exc:
+        archive.unlink(missing_ok=True)
+        raise DataError(f"{archive}: not a valid zip archive ({exc}); it was deleted, fetch again") from exc
+
+
+def synthesize(name: str, config: Config | None = None, *, dest=None, overwrite: bool = False) -> Path:
+    """Return the folder of a synthetic copy of dataset ``name``, generating it if needed.
+
+    The copy is written by the dataset's generator in the real layout, under
+    ``CELLKIT_DATA_DIR/synthetic/<name>/<fast|full>-seed<seed>`` unless ``dest`` is
+    given, and appears only when complete.
+    """
+    config = config or get_config()
+    dataset = get_dataset(name)
+    dest = Path(dest) if dest else config.data_dir / "synthetic" / name / f"{config.mode}-seed{config.seed}"
+    if (dest / _COMPLETE).is_file() and not overwrite:
+        return dest
+    generator = dataset.generator()
+    with atomic_dir(dest) as tmp:
+        generator(tmp, fast=config.fast, seed=config.seed)
+        write_text(tmp / _COMPLETE, f"{dataset.synthetic} fast={config.fast} seed={config.seed}\n")
+    return dest
+
+
+def dataset_path(name: str, config: Config | None = None, *, path=None, verbose: bool = True) -> Path:
+    """Return the folder a lab reads dataset ``name`` from, following ``config.source`` and saying which.
+
+    Parameters
+    ----------
+    name : str
+        A registered dataset.
+    config : Config, optional
+        Defaults to :func:`cellkit.config.get_config`.
+    path : str or Path, optional
+        A folder holding the real layout (for example a copy on Google Drive); used
+        instead of the cache when the source is ``real``, after checking its files.
+    """
+    config = config or get_config()
+    if config.source == "synthetic":
+        folder = synthesize(name, config)
+        what = f"SYNTHETIC {name} (generated by {get_dataset(name).synthetic}, seed {config.seed}, {config.mode} size)"
+    else:
+        if path is not None:
+            folder = verify(name, path)
+        else:
+            folder = fetch(name, config)
+        what = f"REAL {name} ({get_dataset(name).title})"
+    if verbose:
+        print(f"Data source: {what}\n  folder: {folder}")
+    return folder
+
+
+def cache_size(folder) -> int:
+    """Return the total size in bytes of the files under ``folder``."""
+    return sum(f.stat().st_size for f in Path(folder).rglob("*") if f.is_file())
+
+
+__all__ = ["sha256", "verify", "fetch", "synthesize", "dataset_path", "cache_size"]

@@ -1,0 +1,113 @@
+"""Executing notebooks headless (the main job) and writing the short report.
+
+:func:`run` executes each lab's solution notebook in a scratch copy of its
+folder, with the chosen mode and data source in the environment, saves the
+executed notebook under ``build/executed/`` and gathers the metric and figure
+each lab records (see :mod:`cellkit.report`) into ``build/report.md``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+from pathlib import Path
+
+from cellkit.atomic import write_text
+from cellkit.course import labs as list_labs
+from cellkit.course import repo_root, resolve_labs
+
+
+def execute_notebook(path: Path, out: Path, *, env: dict[str, str] | None = None, timeout: int = 1800,
+                     kernel: str = "python3") -> tuple[bool, float, str]:
+    """Return ``(ok, seconds, error)`` after executing ``path`` in a scratch copy of its folder and saving it to ``out``."""
+    import nbformat
+    from nbclient import NotebookClient
+    from nbclient.exceptions import CellExecutionError, CellTimeoutError, DeadKernelError
+
+    path = Path(path)
+    scratch = out.parent / f".{out.stem}.scratch"
+    if scratch.exists():
+        shutil.rmtree(scratch)
+    shutil.copytree(path.parent, scratch, ignore=shutil.ignore_patterns(".ipynb_checkpoints", "__pycache__"))
+    nb = nbformat.read(path, as_version=4)
+    old_env = dict(os.environ)
+    os.environ.update(env or {})
+    start = time.perf_counter()
+    error = ""
+    try:
+        client = NotebookClient(nb, timeout=timeout, kernel_name=kernel, resources={"metadata": {"path": str(scratch)}})
+        client.execute()
+        ok = True
+    except (CellExecutionError, CellTimeoutError, DeadKernelError) as exc:
+        ok = False
+        error = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
+    finally:
+        os.environ.clear()
+        os.environ.update(old_env)
+    seconds = time.perf_counter() - start
+    write_text(out, nbformat.writes(nb))
+    shutil.rmtree(scratch, ignore_errors=True)
+    return ok, seconds, error
+
+
+def run(names=(), *, fast: bool | None = None, source: str | None = None, out: Path | None = None,
+        include_walkthroughs: bool = False, timeout: int = 1800) -> bool:
+    """Return True when every selected notebook ran; writes executed notebooks and ``report.md`` under ``out``."""
+    root = repo_root()
+    out = Path(out or root / "build")
+    executed = out / "executed"
+    report_dir = out / "report"
+    for d in (executed, report_dir):
+        d.mkdir(parents=True, exist_ok=True)
+    env = {"CELLKIT_REPORT_DIR": str(report_dir.resolve()), "MPLBACKEND": "Agg"}
+    if fast is not None:
+        env["CELLKIT_FAST"] = "1" if fast else "0"
+    if source is not None:
+        env["CELLKIT_SOURCE"] = source
+    targets = [(lab, root / "solutions" / lab / f"{lab}.ipynb") for lab in resolve_labs(names, root)]
+    if include_walkthroughs:
+        targets += [(p.stem, p) for p in sorted((root / "notebooks").glob("*.ipynb"))]
+    rows = []
+    for lab, path in targets:
+        for stale in report_dir.glob(f"{lab}.*"):
+            stale.unlink()
+        print(f"running {path.relative_to(root)} ...", flush=True)
+        ok, seconds, error = execute_notebook(path, executed / f"{lab}.ipynb", env=env, timeout=timeout)
+        print(f"  {'ok' if ok else 'FAILED'} in {seconds:.1f} s" + (f": {error}" if error else ""), flush=True)
+        rows.append((lab, ok, seconds, error))
+    write_text(out / "report.md", render_report(rows, report_dir, env))
+    print(f"report: {out / 'report.md'}")
+    return all(ok for _, ok, _, _ in rows)
+
+
+def render_report(rows, report_dir: Path, env: dict[str, str]) -> str:
+    """Return the Markdown report: one line per notebook with status, wall time, key metric and figure."""
+    import keras
+
+    mode = "fast" if env.get("CELLKIT_FAST", os.environ.get("CELLKIT_FAST", "0")) in ("1", "true") else "full"
+    source = env.get("CELLKIT_SOURCE", os.environ.get("CELLKIT_SOURCE", "real"))
+    lines = [
+        "# cellkit course run",
+        "",
+        f"Mode: **{mode}**, data source: **{source}**, Keras backend: **{keras.backend.backend()}**, "
+        f"{os.cpu_count()} CPU core(s). Executed notebooks are in `executed/`.",
+        "",
+        "| notebook | status | wall time | key metric | figure |",
+        "|---|---|---|---|---|",
+    ]
+    for lab, ok, seconds, error in rows:
+        metric, figure = "-", "-"
+        entry_path = report_dir / f"{lab}.json"
+        if entry_path.is_file():
+            entry = json.loads(entry_path.read_text())
+            metric = f"{entry['metric']} = {entry['value']:.4g}" + (f" ({entry['note']})" if entry.get("note") else "")
+            if entry.get("figure"):
+                figure = f"![{lab}](report/{entry['figure']})"
+        status = "ok" if ok else f"FAILED: {error}"
+        lines.append(f"| {lab} | {status} | {seconds:.0f} s | {metric} | {figure} |")
+    return "\n".join(lines) + "\n"
+
+
+__all__ = ["execute_notebook", "run", "render_report", "list_labs"]

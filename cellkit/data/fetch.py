@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import tempfile
 import shutil
 import zipfile
 from pathlib import Path
@@ -207,9 +209,26 @@ def synthesize(name: str, config: Config | None = None, *, dest=None, overwrite:
     if (dest / _COMPLETE).is_file() and not overwrite:
         return dest
     generator = dataset.generator()
-    with atomic_dir(dest) as tmp:
+    if overwrite or not dest.exists():
+        with atomic_dir(dest) as tmp:
+            generator(tmp, fast=config.fast, seed=config.seed)
+            write_text(tmp / _COMPLETE, f"{dataset.synthetic} fast={config.fast} seed={config.seed}\n")
+        return dest
+    # An incomplete folder from an interrupted run, or one another process is writing right now:
+    # generate beside it and take its place only if it is still incomplete, never under a reader.
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", suffix=".part", dir=dest.parent))
+    try:
         generator(tmp, fast=config.fast, seed=config.seed)
         write_text(tmp / _COMPLETE, f"{dataset.synthetic} fast={config.fast} seed={config.seed}\n")
+        if not (dest / _COMPLETE).is_file():
+            shutil.rmtree(dest, ignore_errors=True)
+            try:
+                os.replace(tmp, dest)
+            except OSError:
+                pass  # another process finished first; its copy is identical (same generator and seed)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
     return dest
 
 

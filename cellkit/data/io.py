@@ -79,8 +79,14 @@ def write_png(path, image: np.ndarray) -> Path:
 
 
 def write_tiff(path, image: np.ndarray, **kwargs) -> Path:
-    """Return ``path`` after writing ``image`` (any shape; pages along axis 0) as TIFF, atomically."""
+    """Return ``path`` after writing ``image`` as TIFF, atomically.
+
+    Grey data by default: a 3-D array is written as pages along axis 0 (frames of a
+    video, or channels), not guessed to be RGB; pass ``photometric="rgb"`` for colour.
+    """
     import tifffile
+
+    kwargs.setdefault("photometric", "minisblack")
 
     with atomic_path(path, suffix=".tif") as tmp:
         tifffile.imwrite(tmp, np.asarray(image), **kwargs)

@@ -28,6 +28,7 @@ import dataclasses
 import functools
 import importlib
 import json
+import os
 from pathlib import Path
 
 from cellkit.errors import DataError
@@ -39,9 +40,15 @@ SOURCE_KINDS = ("archive", "files", "keras", "none")
 def registry_dir() -> Path:
     """Return the folder holding the registry's JSON files.
 
-    The repository's ``data/datasets`` is preferred (a source checkout or an
-    editable install); an installed wheel falls back to its bundled copy.
+    ``CELLKIT_REGISTRY_DIR`` overrides it (an instructor's own datasets, the tests);
+    otherwise the repository's ``data/datasets`` is preferred (a source checkout or
+    an editable install), and an installed wheel falls back to its bundled copy.
     """
+    override = os.environ.get("CELLKIT_REGISTRY_DIR")
+    if override:
+        if not Path(override).is_dir():
+            raise DataError(f"CELLKIT_REGISTRY_DIR={override}: folder not found")
+        return Path(override)
     repo = Path(__file__).resolve().parents[2] / "data" / "datasets"
     if repo.is_dir():
         return repo

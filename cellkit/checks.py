@@ -141,7 +141,7 @@ def check_loss_decreases(model, x, y, *, steps: int = 20, batch_size: int | None
     import keras
 
     _is_model(model)
-    if model.optimizer is None or not model.compiled:
+    if getattr(model, "optimizer", None) is None or not getattr(model, "compiled", False):
         _fail("the model is not compiled: call model.compile(optimizer=..., loss=...) first", hint)
     clone = keras.models.clone_model(model)
     clone.set_weights(model.get_weights())

@@ -1,0 +1,120 @@
+"""Configuration from the environment, and the checks' messages in words."""
+
+import numpy as np
+import pytest
+
+import cellkit
+from cellkit import checks
+from cellkit.config import Config, get_config
+
+
+def test_environment_drives_the_config(monkeypatch, tmp_path):
+    monkeypatch.setenv("CELLKIT_FAST", "0")
+    monkeypatch.setenv("CELLKIT_SOURCE", "real")
+    monkeypatch.setenv("CELLKIT_SEED", "7")
+    monkeypatch.setenv("CELLKIT_DATA_DIR", str(tmp_path))
+    cfg = get_config()
+    assert (cfg.fast, cfg.source, cfg.seed, cfg.data_dir, cfg.mode) == (False, "real", 7, tmp_path, "full")
+    assert cfg.pick(full=30, fast=2) == 30
+    assert get_config(fast=True).pick(full=30, fast=2) == 2, "an explicit argument overrides the environment"
+
+
+@pytest.mark.parametrize("var,value,message", [
+    ("CELLKIT_FAST", "maybe", "CELLKIT_FAST='maybe': expected 1 or 0"),
+    ("CELLKIT_SOURCE", "imaginary", "CELLKIT_SOURCE='imaginary': expected 'real' or 'synthetic'"),
+    ("CELLKIT_SEED", "abc", "CELLKIT_SEED='abc': expected an integer"),
+])
+def test_bad_environment_values_are_named(monkeypatch, var, value, message):
+    monkeypatch.setenv(var, value)
+    with pytest.raises(ValueError, match=message):
+        get_config()
+
+
+def test_config_validates_arguments():
+    with pytest.raises(ValueError, match="source='web': expected one of real, synthetic"):
+        Config(source="web")
+    with pytest.raises(ValueError, match="seed='1': expected an integer"):
+        Config(seed="1")
+
+
+def test_setup_prints_backend_device_mode_and_source_and_seeds(capsys):
+    cfg = cellkit.setup("01_mnist", seed=5)
+    out = capsys.readouterr().out
+    for word in ("backend : ", "device  : CPU", "mode    : fast", "data    : synthetic", "seed    : 5"):
+        assert word in out
+    a = np.random.rand(3)
+    cellkit.setup("01_mnist", seed=5, verbose=False)
+    assert np.array_equal(a, np.random.rand(3)), "the same seed gives the same random numbers"
+    assert cfg.seed == 5
+
+
+def test_require_gpu_fails_clearly_on_a_cpu_machine(monkeypatch):
+    monkeypatch.setenv("CELLKIT_REQUIRE_GPU", "1")
+    with pytest.raises(RuntimeError, match="CELLKIT_REQUIRE_GPU=1 but the .* backend sees no GPU"):
+        cellkit.setup("x", verbose=False)
+
+
+# ------------------------------------------------------------------ checks
+
+@pytest.fixture(scope="module")
+def small_cnn():
+    import keras
+
+    return keras.Sequential([keras.Input((8, 8, 1)), keras.layers.Conv2D(4, 3), keras.layers.Flatten(),
+                             keras.layers.Dense(3, activation="softmax")])
+
+
+def test_param_count_message_names_both_numbers(small_cnn):
+    checks.check_param_count(small_cnn, 40 + 435)
+    with pytest.raises(checks.CheckFailed, match="expected 1,121,062 parameters, got 475: is the first"):
+        checks.check_param_count(small_cnn, 1_121_062, hint="is the first convolution strided?")
+    assert isinstance(checks.CheckFailed("x"), AssertionError), "otter and pytest see a failed test"
+
+
+def test_layer_checks_point_at_the_first_difference(small_cnn):
+    checks.check_layer_types(small_cnn, ["Conv2D", "Flatten", "Dense"])
+    with pytest.raises(checks.CheckFailed, match=r"position 2: Flatten instead of MaxPooling2D"):
+        checks.check_layer_types(small_cnn, ["Conv2D", "MaxPooling2D", "Flatten", "Dense"])
+    checks.check_layer_params(small_cnn, [40, 435])
+    with pytest.raises(checks.CheckFailed, match=r"layer 1 with parameters \(.*Conv2D\) has 40 parameters, expected 1,216"):
+        checks.check_layer_params(small_cnn, [1216, 435])
+    checks.check_output_shape(small_cnn, (3,))
+    with pytest.raises(checks.CheckFailed, match=r"expected output shape \(6,\).*got \(3,\)"):
+        checks.check_output_shape(small_cnn, (6,))
+
+
+def test_checks_on_placeholders_and_values():
+    with pytest.raises(checks.CheckFailed, match="prepare is not defined yet: replace the ..."):
+        checks.check_defined(..., "prepare")
+    with pytest.raises(checks.CheckFailed, match="expected model to be a keras.Model, got NoneType \\(did you run the cell"):
+        checks.check_param_count(None, 10)
+    checks.check_close([1.0, 2.0], [1.0, 2.0])
+    with pytest.raises(checks.CheckFailed, match=r"logits differs from the reference at index \(1,\): got 2.5, expected 2"):
+        checks.check_close([1.0, 2.5], [1.0, 2.0], name="logits")
+    with pytest.raises(checks.CheckFailed, match="expected accuracy of at least 0.8, got 0.5"):
+        checks.check_metric_at_least(0.5, 0.8)
+    with pytest.raises(checks.CheckFailed, match=r"expected conv2_params = 18,496, got 18,432"):
+        checks.check_answer(18_432, 18_496, name="conv2_params")
+    with pytest.raises(checks.CheckFailed, match=r"expected x to have shape \(any, 28, 28, 1\), got \(5, 28, 28\)"):
+        checks.check_shape(np.zeros((5, 28, 28)), (None, 28, 28, 1), name="x")
+
+
+def test_loss_decreases_on_a_fixed_batch(small_cnn):
+    import keras
+
+    x = np.random.default_rng(0).normal(size=(16, 8, 8, 1)).astype("float32")
+    y = np.arange(16) % 3
+    model = keras.models.clone_model(small_cnn)
+    with pytest.raises(checks.CheckFailed, match="not compiled"):
+        checks.check_loss_decreases(model, x, y)
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+    before = [w.copy() for w in model.get_weights()]
+    first, last = checks.check_loss_decreases(model, x, y, steps=30)
+    assert last < first
+    assert all(np.array_equal(a, b) for a, b in zip(before, model.get_weights())), "the student's model is untouched"
+    frozen = keras.models.clone_model(small_cnn)
+    for layer in frozen.layers:
+        layer.trainable = False
+    frozen.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+    with pytest.raises(checks.CheckFailed, match="expected the loss on one fixed batch to fall"):
+        checks.check_loss_decreases(frozen, x, y, steps=5)

@@ -1,0 +1,557 @@
+"""Lab 03's models (two CNNs, a frozen ViT-B/32 with three heads) and a trainer of many per-cytokine models at once.
+
+Reference architectures (trainable parameters, on 64x64x1 inputs):
+
+=================  ==========  =====================================================
+model              trainable   layers
+=================  ==========  =====================================================
+wide CNN           3,936,674   conv 3x3 32, flatten, dense 32, dense 2
+deeper CNN           519,010   conv 32/pool/conv 64/pool/conv 128/pool/conv 256,
+                               flatten, dense 32, dense 2
+ViT head "linear"        769   frozen ViT-B/32 class token (768) -> dense 1 sigmoid
+ViT head "mlp256"    240,129   dense 256-128-64-32 (LeakyReLU 0.2) -> dense 1
+ViT head "mlp512"    568,321   dense 512-256-128-64-32 (LeakyReLU 0.2) -> dense 1
+=================  ==========  =====================================================
+
+**Many models in one step.**  The experiment trains one model per cytokine (per
+fold, per augmentation): hundreds of small, independent models.  Fitting them
+one by one pays Python, tracing and small-batch overheads hundreds of times.
+:func:`build_branched` stacks ``K`` copies of an architecture as *branches* of
+one Keras model that share nothing: convolutions are grouped (``groups=K``, so
+branch ``k`` sees only input channel ``k``, its own image), dense layers are
+:class:`BranchDense` (one kernel per branch), and the output has one slot per
+branch.  :class:`BranchBatches` feeds branch ``k`` only its own cytokine's wells
+and labels, and :class:`BranchEarlyStopping` stops and restores each branch on
+its own.  The loss is the mean of the branches' losses, so branch ``k``'s
+gradient is exactly its own model's gradient divided by ``K`` (Adam is invariant
+to that constant scale up to its epsilon).  Semantics stay one model per
+cytokine; :func:`branch_weights` / :func:`set_branch_weights` move weights
+between a branch and a stand-alone model, and the tests check that a branch
+computes exactly what the stand-alone model computes.
+
+The one difference from fitting models separately: every branch takes the same
+number of steps per epoch (enough for the largest training set), so a branch
+with fewer wells cycles through its own wells more than once per epoch.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+
+import keras
+import numpy as np
+
+VIT_PRESET = "vit_base_patch32_224_imagenet21k"
+VIT_B32 = dict(patch_size=32, num_layers=12, num_heads=12, hidden_dim=768, mlp_dim=3072)
+"""ViT-B/32: 32x32 patches, 12 transformer layers, 12 heads, width 768, MLP 3072 (the preset's architecture)."""
+
+PARAMS = {"wide": 3_936_674, "deeper": 519_010, "linear": 769, "mlp256": 240_129, "mlp512": 568_321}
+"""Trainable parameters of each model (the ViT heads: trainable part on top of the frozen backbone)."""
+HEADS = {"linear": (), "mlp256": (256, 128, 64, 32), "mlp512": (512, 256, 128, 64, 32)}
+CNN_KINDS = ("wide", "deeper")
+
+
+# --- stand-alone reference models ----------------------------------------------------------------------------
+
+def build_wide_cnn(input_shape=(64, 64, 1), name: str = "wide_cnn"):
+    """Return the wide CNN (conv 3x3 32, flatten, dense 32 ReLU, dense 2 logits): 3,936,674 parameters."""
+    layers = keras.layers
+    return keras.Sequential([keras.Input(shape=input_shape), layers.Conv2D(32, 3, activation="relu"),
+                             layers.Flatten(), layers.Dense(32, activation="relu"), layers.Dense(2)], name=name)
+
+
+def build_deeper_cnn(input_shape=(64, 64, 1), name: str = "deeper_cnn"):
+    """Return the deeper CNN (4 convolutions 32-64-128-256 with 3 poolings, dense 32, dense 2): 519,010 parameters."""
+    layers = keras.layers
+    return keras.Sequential([
+        keras.Input(shape=input_shape),
+        layers.Conv2D(32, 3, activation="relu"), layers.MaxPooling2D(2),
+        layers.Conv2D(64, 3, activation="relu"), layers.MaxPooling2D(2),
+        layers.Conv2D(128, 3, activation="relu"), layers.MaxPooling2D(2),
+        layers.Conv2D(256, 3, activation="relu"),
+        layers.Flatten(), layers.Dense(32, activation="relu"), layers.Dense(2),
+    ], name=name)
+
+
+def build_vit_head(kind: str = "linear", n_features: int = 768, name: str | None = None):
+    """Return a classification head for the frozen ViT's 768 class-token features (sigmoid output).
+
+    ``"linear"``: dense 1 (769 parameters); ``"mlp256"``: dense 256-128-64-32 with
+    LeakyReLU(0.2) then dense 1 (240,129); ``"mlp512"``: 512-256-128-64-32 (568,321).
+    """
+    if kind not in HEADS:
+        raise ValueError(f"kind={kind!r}: expected one of {', '.join(HEADS)}")
+    stack = [keras.Input(shape=(n_features,))]
+    for units in HEADS[kind]:
+        stack += [keras.layers.Dense(units), keras.layers.LeakyReLU(negative_slope=0.2)]
+    stack.append(keras.layers.Dense(1, activation="sigmoid"))
+    return keras.Sequential(stack, name=name or f"vit_head_{kind}")
+
+
+def vit_patch_grid(image_size: int, patch_size: int = 32) -> tuple[int, int]:
+    """Return ``(patches per side, tokens)``: a ViT sees (size/patch)^2 patches plus one class token.
+
+    >>> vit_patch_grid(64)
+    (2, 5)
+    >>> vit_patch_grid(224)
+    (7, 50)
+    """
+    if image_size % patch_size:
+        raise ValueError(f"image_size={image_size}: expected a multiple of patch_size={patch_size}")
+    side = image_size // patch_size
+    return side, side * side + 1
+
+
+def build_vit_backbone(image_size: int = 224, *, pretrained: bool = True, verbose: bool = True):
+    """Return ``(backbone, description)``: a ViT-B/32 ``keras_hub.models.ViTBackbone``, frozen.
+
+    With ``pretrained`` and ``image_size == 224``, the ImageNet-21k preset
+    ``vit_base_patch32_224_imagenet21k`` is loaded (needs the download, or a local
+    Kaggle cache).  Otherwise, or when it cannot be loaded, the same architecture
+    (:data:`VIT_B32`) is built with **random weights**, and the description says so.
+    """
+    import keras_hub
+
+    why = "asked for random weights" if not pretrained else f"the preset is made for 224x224, not {image_size}x{image_size}"
+    if pretrained and image_size == 224:
+        try:
+            backbone = keras_hub.models.ViTBackbone.from_preset(VIT_PRESET)
+            backbone.trainable = False
+            desc = f"ViT-B/32 with PRETRAINED ImageNet-21k weights ({VIT_PRESET}), frozen"
+            if verbose:
+                print(desc)
+            return backbone, desc
+        except Exception as exc:  # offline, no Kaggle credentials, ...: say so and go on
+            why = f"the preset could not be loaded ({type(exc).__name__}: {str(exc).splitlines()[0][:120]})"
+    backbone = keras_hub.models.ViTBackbone(image_shape=(image_size, image_size, 3), **VIT_B32)
+    backbone.trainable = False
+    side, tokens = vit_patch_grid(image_size, VIT_B32["patch_size"])
+    desc = (f"ViT-B/32 architecture with RANDOM weights ({why}), frozen; input {image_size}x{image_size}x3 "
+            f"= {side}x{side} patches + 1 class token")
+    if verbose:
+        print(desc)
+    return backbone, desc
+
+
+def vit_features(backbone, images, *, batch_size: int = 32) -> np.ndarray:
+    """Return the frozen backbone's class-token features ``(n, 768)`` of grey ``images`` ``(n, H, W)`` in [0, 1].
+
+    The single channel is repeated to three (RGB), the images are resized
+    (bilinear) to the backbone's input size and scaled to [-1, 1], the range the
+    ImageNet-21k ViT presets were trained on.
+    """
+    ops = keras.ops
+    images = np.asarray(images, np.float32)
+    if images.ndim != 3:
+        raise ValueError(f"images: shape {images.shape}, expected (n, H, W) grey images")
+    size = backbone.input_shape[1]
+    out = []
+    for start in range(0, len(images), batch_size):
+        x = ops.convert_to_tensor(images[start:start + batch_size, :, :, None])
+        x = ops.repeat(x, 3, axis=-1)
+        if x.shape[1] != size:
+            x = ops.image.resize(x, (size, size), interpolation="bilinear")
+        tokens = backbone(x * 2.0 - 1.0, training=False)
+        out.append(ops.convert_to_numpy(tokens[:, 0, :]))
+    return np.concatenate(out) if out else np.zeros((0, VIT_B32["hidden_dim"]), np.float32)
+
+
+def build_vit_classifier(backbone, head):
+    """Return frozen backbone + class token + ``head`` as one model (only the head's weights train)."""
+    inputs = keras.Input(shape=backbone.input_shape[1:])
+    tokens = backbone(inputs, training=False)
+    class_token = keras.layers.Lambda(lambda t: t[:, 0, :], name="class_token")(tokens)
+    return keras.Model(inputs, head(class_token), name=f"vit_b32_{head.name}")
+
+
+# --- many independent models in one: branches ------------------------------------------------------------------
+
+@keras.saving.register_keras_serializable(package="cellkit")
+class BranchGlorotUniform(keras.initializers.Initializer):
+    """Glorot-uniform per branch: the limit uses one branch's fan-in and fan-out, not those of the (K, f, units) stack."""
+
+    def __init__(self, seed=None):
+        self.seed = seed
+
+    def __call__(self, shape, dtype=None):
+        limit = math.sqrt(6.0 / (shape[-2] + shape[-1]))
+        return keras.random.uniform(shape, -limit, limit, dtype=dtype, seed=self.seed)
+
+    def get_config(self):
+        return {"seed": self.seed}
+
+
+@keras.saving.register_keras_serializable(package="cellkit")
+class BranchDense(keras.layers.Layer):
+    """K independent dense layers: input ``(batch, K, f)`` -> output ``(batch, K, units)``, one kernel per branch."""
+
+    def __init__(self, units, activation=None, **kwargs):
+        super().__init__(**kwargs)
+        self.units = int(units)
+        self.activation = keras.activations.get(activation)
+
+    def build(self, input_shape):
+        k, f = input_shape[-2], input_shape[-1]
+        self.kernel = self.add_weight(name="kernel", shape=(k, f, self.units), initializer=BranchGlorotUniform(),
+                                      trainable=True)
+        self.bias = self.add_weight(name="bias", shape=(k, self.units), initializer="zeros", trainable=True)
+
+    def call(self, x):
+        return self.activation(keras.ops.einsum("bkf,kfu->bku", x, self.kernel) + self.bias)
+
+    def compute_output_shape(self, input_shape):
+        return tuple(input_shape[:-1]) + (self.units,)
+
+    def get_config(self):
+        return {**super().get_config(), "units": self.units,
+                "activation": keras.activations.serialize(self.activation)}
+
+
+@keras.saving.register_keras_serializable(package="cellkit")
+class BranchFlatten(keras.layers.Layer):
+    """Flatten each branch's block of channels: ``(batch, H, W, K*C)`` -> ``(batch, K, H*W*C)``.
+
+    The order inside a branch is (H, W, C), the order ``keras.layers.Flatten`` uses,
+    so a branch's dense kernel is laid out as the stand-alone model's.
+    """
+
+    def __init__(self, n_branches, **kwargs):
+        super().__init__(**kwargs)
+        self.n_branches = int(n_branches)
+
+    def call(self, x):
+        h, w, kc = x.shape[1], x.shape[2], x.shape[3]
+        c = kc // self.n_branches
+        x = keras.ops.reshape(x, (-1, h, w, self.n_branches, c))
+        x = keras.ops.transpose(x, (0, 3, 1, 2, 4))
+        return keras.ops.reshape(x, (-1, self.n_branches, h * w * c))
+
+    def compute_output_shape(self, input_shape):
+        h, w, kc = input_shape[1:]
+        return (input_shape[0], self.n_branches, h * w * (kc // self.n_branches))
+
+    def get_config(self):
+        return {**super().get_config(), "n_branches": self.n_branches}
+
+
+def build_branched(kind: str, n_branches: int, *, n_features: int = 768, image_size: int = 64):
+    """Return one Keras model holding ``n_branches`` independent copies of model ``kind``.
+
+    Parameters
+    ----------
+    kind : {"wide", "deeper", "linear", "mlp256", "mlp512"}
+        A CNN (input ``(batch, 64, 64, K)``: branch ``k``'s image in channel ``k``;
+        output ``(batch, K, 2)`` logits) or a ViT head (input ``(batch, K, 768)``;
+        output ``(batch, K, 1)`` sigmoid).
+    n_branches : int
+        ``K``; the model has exactly ``K`` times the stand-alone model's parameters.
+    """
+    layers = keras.layers
+    if not isinstance(n_branches, (int, np.integer)) or n_branches < 1:
+        raise ValueError(f"n_branches={n_branches!r}: expected a positive integer")
+    k = int(n_branches)
+    if kind in CNN_KINDS:
+        inputs = keras.Input(shape=(image_size, image_size, k))
+        x = layers.Conv2D(32 * k, 3, activation="relu", groups=k)(inputs)
+        if kind == "deeper":
+            for filters in (64, 128, 256):
+                x = layers.MaxPooling2D(2)(x)
+                x = layers.Conv2D(filters * k, 3, activation="relu", groups=k)(x)
+        x = BranchFlatten(k)(x)
+        x = BranchDense(32, activation="relu")(x)
+        outputs = BranchDense(2)(x)
+    elif kind in HEADS:
+        inputs = keras.Input(shape=(k, n_features))
+        x = inputs
+        for units in HEADS[kind]:
+            x = layers.LeakyReLU(negative_slope=0.2)(BranchDense(units)(x))
+        outputs = BranchDense(1, activation="sigmoid")(x)
+    else:
+        raise ValueError(f"kind={kind!r}: expected one of {', '.join(CNN_KINDS + tuple(HEADS))}")
+    return keras.Model(inputs, outputs, name=f"{kind}_x{k}")
+
+
+def build_single(kind: str, *, image_size: int = 64, n_features: int = 768):
+    """Return the stand-alone model of ``kind`` (the architecture one branch of :func:`build_branched` holds)."""
+    if kind == "wide":
+        return build_wide_cnn((image_size, image_size, 1))
+    if kind == "deeper":
+        return build_deeper_cnn((image_size, image_size, 1))
+    return build_vit_head(kind, n_features)
+
+
+def _weight_layers(model):
+    return [layer for layer in model.layers if layer.weights]
+
+
+def branch_weights(model, k: int) -> list:
+    """Return branch ``k``'s weights of a branched model, shaped as the stand-alone model's ``get_weights()``."""
+    out = []
+    for layer in _weight_layers(model):
+        for w in layer.get_weights():
+            if isinstance(layer, BranchDense):
+                out.append(w[k])
+            else:  # grouped Conv2D: kernel (3, 3, c_in/K, K*c_out) and bias (K*c_out,): blocks on the last axis
+                n = layer.groups
+                size = w.shape[-1] // n
+                out.append(w[..., k * size:(k + 1) * size])
+    return out
+
+
+def set_branch_weights(model, k: int, weights) -> None:
+    """Set branch ``k`` of a branched model to ``weights`` (a stand-alone model's ``get_weights()``), in place."""
+    weights = list(weights)
+    for layer in _weight_layers(model):
+        current = layer.get_weights()
+        for j, w in enumerate(current):
+            new = np.asarray(weights.pop(0))
+            if isinstance(layer, BranchDense):
+                w[k] = new
+            else:
+                size = w.shape[-1] // layer.groups
+                w[..., k * size:(k + 1) * size] = new
+        layer.set_weights(current)
+    if weights:
+        raise ValueError(f"weights: {len(weights)} array(s) left over; expected the stand-alone model's weights")
+
+
+class BranchBatches(keras.utils.PyDataset):
+    """Batches for a branched model: branch ``k`` gets only its own samples and labels.
+
+    ``source`` holds every input once, as ``(views, wells, ...)`` (views: the
+    original and its flips); a branch's samples are ``(view, well)`` pairs.  For
+    training (``train=True``) each branch's samples are reshuffled every epoch and
+    cycled to fill ``steps`` batches; for prediction they are padded (the padding
+    is cut off by :func:`predict_branches`).
+    """
+
+    def __init__(self, source, samples, labels=None, *, batch_size=32, train=True, seed=0):
+        super().__init__()
+        self.source = source
+        self.samples = [np.asarray(s, dtype=np.int64).reshape(-1, 2) for s in samples]
+        self.labels = None if labels is None else [np.asarray(y) for y in labels]
+        self.batch_size = int(batch_size)
+        self.train = train
+        self.seed = seed
+        self.epoch = 0
+        longest = max(len(s) for s in self.samples)
+        self.steps = max(1, math.ceil(longest / self.batch_size))
+        self._order()
+
+    def _order(self):
+        total = self.steps * self.batch_size
+        self.order = []
+        for k, s in enumerate(self.samples):
+            if self.train:
+                g = np.random.default_rng([self.seed, self.epoch, k])
+                reps = math.ceil(total / len(s))
+                idx = np.concatenate([g.permutation(len(s)) for _ in range(reps)])[:total]
+            else:
+                idx = np.resize(np.arange(len(s)), total)
+            self.order.append(idx)
+
+    def __len__(self):
+        return self.steps
+
+    def __getitem__(self, i):
+        sl = slice(i * self.batch_size, (i + 1) * self.batch_size)
+        xs, ys = [], []
+        for k, s in enumerate(self.samples):
+            pick = s[self.order[k][sl]]
+            xs.append(self.source[pick[:, 0], pick[:, 1]])
+            if self.labels is not None:
+                ys.append(self.labels[k][self.order[k][sl]])
+        axis = -1 if self.source.ndim == 4 else 1  # images: channel k; features: slot k
+        x = np.stack(xs, axis=axis).astype(np.float32)
+        if self.labels is None or not self.train:
+            return (x,)
+        return x, np.stack(ys, axis=1).astype(np.float32)
+
+    def on_epoch_end(self):
+        if self.train:
+            self.epoch += 1
+            self._order()
+
+
+def predict_branches(model, source, samples, *, batch_size: int = 64) -> list:
+    """Return one array of outputs per branch (its own samples only, padding removed)."""
+    data = BranchBatches(source, samples, batch_size=batch_size, train=False)
+    out = model.predict(data, verbose=0)  # (steps * batch, K, outputs)
+    return [out[:len(s), k] for k, s in enumerate(data.samples)]
+
+
+def _branch_losses(probs, labels):
+    """Return each branch's mean cross-entropy from its predicted outputs (logits or sigmoid) and 0/1 labels."""
+    losses = []
+    for p, y in zip(probs, labels):
+        y = np.asarray(y).astype(int)
+        if p.shape[-1] == 2:  # logits
+            z = p - p.max(axis=-1, keepdims=True)
+            logp = z - np.log(np.exp(z).sum(axis=-1, keepdims=True))
+            losses.append(float(-np.mean(logp[np.arange(len(y)), y])))
+        else:
+            q = np.clip(p[:, 0], 1e-7, 1 - 1e-7)
+            losses.append(float(-np.mean(y * np.log(q) + (1 - y) * np.log(1 - q))))
+    return np.array(losses)
+
+
+class BranchEarlyStopping(keras.callbacks.Callback):
+    """Early stopping per branch: each branch keeps its own best weights (lowest monitored loss) and patience.
+
+    The monitored loss is each branch's cross-entropy on ``monitor_samples``
+    (its training wells without augmentation, as the original monitored the
+    training loss: the test fold is never used to choose weights).  Training
+    stops when every branch has gone ``patience`` epochs without improving; then
+    each branch is restored to its best epoch.
+    """
+
+    def __init__(self, source, monitor_samples, monitor_labels, *, patience=3):
+        super().__init__()
+        self.source, self.samples, self.labels = source, monitor_samples, monitor_labels
+        self.patience = patience
+
+    def on_train_begin(self, logs=None):
+        k = len(self.samples)
+        self.best = np.full(k, np.inf)
+        self.best_epoch = np.zeros(k, int)
+        self.wait = np.zeros(k, int)
+        self.best_weights = [None] * k
+        self.epochs_run = 0
+
+    def on_epoch_end(self, epoch, logs=None):
+        losses = _branch_losses(predict_branches(self.model, self.source, self.samples), self.labels)
+        self.epochs_run = epoch + 1
+        for k, loss in enumerate(losses):
+            if loss < self.best[k]:
+                self.best[k], self.best_epoch[k], self.wait[k] = loss, epoch + 1, 0
+                self.best_weights[k] = branch_weights(self.model, k)
+            else:
+                self.wait[k] += 1
+        if np.all(self.wait >= self.patience):
+            self.model.stop_training = True
+
+    def on_train_end(self, logs=None):
+        for k, w in enumerate(self.best_weights):
+            if w is not None:
+                set_branch_weights(self.model, k, w)
+
+
+def fit_branches(kind: str, source, train_samples, train_labels, monitor_samples, monitor_labels, *,
+                 epochs: int, patience: int = 3, batch_size: int = 32, learning_rate: float = 1e-3, seed: int = 0):
+    """Return ``(model, stopper)`` after training one branched model whose branch ``k`` learns only its own data.
+
+    ``source`` is ``(views, wells, 64, 64)`` images for the CNNs or ``(views, wells, 768)``
+    features for the ViT heads; ``train_samples[k]`` the ``(view, well)`` pairs of
+    branch ``k`` and ``train_labels[k]`` their 0/1 labels.
+    """
+    model = build_branched(kind, len(train_samples), image_size=source.shape[-1] if source.ndim == 4 else 64,
+                           n_features=source.shape[-1])
+    loss = (keras.losses.SparseCategoricalCrossentropy(from_logits=True) if kind in CNN_KINDS
+            else keras.losses.BinaryCrossentropy())
+    model.compile(optimizer=keras.optimizers.Adam(learning_rate), loss=loss)
+    if kind not in CNN_KINDS:
+        train_labels = [np.asarray(y)[:, None] for y in train_labels]
+    data = BranchBatches(source, train_samples, train_labels, batch_size=batch_size, train=True, seed=seed)
+    stopper = BranchEarlyStopping(source, monitor_samples, monitor_labels, patience=patience)
+    model.fit(data, epochs=epochs, callbacks=[stopper], verbose=0)
+    return model, stopper
+
+
+def cross_validate(kind: str, source, labels, sets, *, splitter, augmentations=("none",), epochs: int = 30,
+                   patience: int = 3, batch_size: int = 32, max_branches: int = 16, seed: int = 0,
+                   verbose: bool = True):
+    """Return ``(results, predictions)`` of two-fold cross-validation, one independent model per cytokine x fold x augmentation.
+
+    Parameters
+    ----------
+    kind : str
+        Model kind (see :func:`build_branched`).
+    source : numpy.ndarray
+        ``(4, wells, ...)``: view 0 the original inputs, views 1-3 flipped h, v, t
+        (for the ViT heads only view 0 is needed).
+    labels : pandas.DataFrame
+        0/1 labels of every well (rows) for each cytokine (columns).
+    sets : dict
+        ``{cytokine: balanced well positions}`` (from :func:`cellkit.cytokines.balanced_sets`).
+    splitter : callable
+        ``splitter(positions, labels_of_all_wells, seed=...)`` -> two ``(train, test)`` pairs.
+    augmentations : sequence of str
+        Keys of :data:`cellkit.cytokines.AUGMENTATIONS`; flips apply to the training fold only.
+    max_branches : int
+        Models trained together in one branched model (memory: the wide CNN holds 3.9 M parameters a branch).
+
+    Returns
+    -------
+    results : pandas.DataFrame
+        One row per (cytokine, augmentation, fold): precision, recall, f1, best epoch, epochs run.
+    predictions : dict
+        ``{(cytokine, augmentation, fold): (test wells, y_true, y_pred)}``.
+    """
+    import pandas as pd
+
+    from cellkit.cytokines import AUGMENTATIONS, FLIPS, classification_scores
+
+    jobs = []
+    for ci, (name, positions) in enumerate(sets.items()):
+        y_all = labels[name].to_numpy()
+        for fold, (train, test) in enumerate(splitter(positions, y_all, seed=seed + ci)):
+            for aug in augmentations:
+                views = [0] + [1 + FLIPS.index(f) for f in AUGMENTATIONS[aug]]
+                samples = np.array([(v, w) for v in views for w in train])
+                jobs.append(dict(cytokine=name, augmentation=aug, fold=fold, samples=samples,
+                                 labels=y_all[samples[:, 1]], monitor=np.array([(0, w) for w in train]),
+                                 monitor_labels=y_all[train], test=np.asarray(test), y_test=y_all[test]))
+    jobs.sort(key=lambda j: len(j["samples"]))  # similar sizes together: fewer wasted cycles
+    rows, predictions = [], {}
+    start = time.perf_counter()
+    for c0 in range(0, len(jobs), max_branches):
+        chunk = jobs[c0:c0 + max_branches]
+        model, stopper = fit_branches(kind, source, [j["samples"] for j in chunk], [j["labels"] for j in chunk],
+                                      [j["monitor"] for j in chunk], [j["monitor_labels"] for j in chunk],
+                                      epochs=epochs, patience=patience, batch_size=batch_size, seed=seed + c0)
+        outputs = predict_branches(model, source, [np.array([(0, w) for w in j["test"]]) for j in chunk])
+        for k, (job, out) in enumerate(zip(chunk, outputs)):
+            y_pred = out.argmax(axis=-1) if out.shape[-1] == 2 else (out[:, 0] >= 0.5).astype(int)
+            predictions[(job["cytokine"], job["augmentation"], job["fold"])] = (job["test"], job["y_test"], y_pred)
+            rows.append(dict(model=kind, cytokine=job["cytokine"], augmentation=job["augmentation"],
+                             fold=job["fold"], n_train=len(job["samples"]), n_test=len(job["test"]),
+                             **classification_scores(job["y_test"], y_pred), best_epoch=int(stopper.best_epoch[k]),
+                             epochs_run=int(stopper.epochs_run)))
+        del model
+    if verbose:
+        print(f"{kind}: {len(jobs)} independent models trained as {math.ceil(len(jobs) / max_branches)} "
+              f"branched model(s) in {time.perf_counter() - start:.1f} s")
+    results = pd.DataFrame(rows).sort_values(["cytokine", "augmentation", "fold"]).reset_index(drop=True)
+    return results, predictions
+
+
+def pooled_scores(results_predictions):
+    """Return one row per (cytokine, augmentation): scores of the two test folds pooled (every well tested once)."""
+    import pandas as pd
+
+    from cellkit.cytokines import classification_scores
+
+    _, predictions = results_predictions
+    groups = {}
+    for (name, aug, _fold), (_, y_true, y_pred) in predictions.items():
+        t, p = groups.setdefault((name, aug), ([], []))
+        t.append(y_true)
+        p.append(y_pred)
+    rows = [dict(cytokine=n, augmentation=a, **classification_scores(np.concatenate(t), np.concatenate(p)))
+            for (n, a), (t, p) in groups.items()]
+    return pd.DataFrame(rows).sort_values(["cytokine", "augmentation"]).reset_index(drop=True)
+
+
+def flip_views(images) -> np.ndarray:
+    """Return ``(4, n, H, W)``: the images and their horizontal, vertical and transposed flips (views 0-3)."""
+    from cellkit.cytokines import flip
+
+    images = np.asarray(images, np.float32)
+    return np.stack([images] + [flip(images, f) for f in ("h", "v", "t")])
+
+
+__all__ = ["VIT_PRESET", "VIT_B32", "PARAMS", "HEADS", "build_wide_cnn", "build_deeper_cnn", "build_vit_head",
+           "vit_patch_grid", "build_vit_backbone", "vit_features", "build_vit_classifier", "build_branched",
+           "build_single", "branch_weights", "set_branch_weights", "BranchBatches", "predict_branches",
+           "BranchEarlyStopping", "fit_branches", "cross_validate", "pooled_scores", "flip_views"]

@@ -24,7 +24,7 @@ run: $(STAMP)
 	MPLBACKEND=Agg $(BIN)/cellkit run --fast --source synthetic --walkthroughs --out build
 
 test: $(STAMP)
-	MPLBACKEND=Agg $(BIN)/python -m pytest -n 2 --dist loadgroup
+	MPLBACKEND=Agg $(BIN)/python -m pytest -n 2 --dist loadfile --nbval-lax
 
 full: $(STAMP)
 	MPLBACKEND=Agg $(BIN)/cellkit run --full --source synthetic --out build/full

@@ -220,7 +220,12 @@ def build_lab(lab: str, root: Path | None = None, *, labs_dir: Path | None = Non
         if hidden.parent.exists():
             shutil.rmtree(hidden.parent)
         shutil.copytree(tmp / "dist" / "autograder" / "tests", hidden)
-    return {"notebook": out / f"{lab}.ipynb", "tests": out / "tests", "autograder": zip_path, "hidden_tests": hidden}
+        # otter's solution notebook (solutions kept, test cells removed, assignment name in its metadata):
+        # what a perfect submission looks like, for grading round trips
+        solution = hidden.parent / f"{lab}-solution.ipynb"
+        shutil.copy(tmp / "dist" / "autograder" / f"{lab}.ipynb", solution)
+    return {"notebook": out / f"{lab}.ipynb", "tests": out / "tests", "autograder": zip_path, "hidden_tests": hidden,
+            "solution": solution}
 
 
 def build(names=(), root: Path | None = None) -> list[str]:

@@ -55,8 +55,12 @@ def colab_url(lab: str, ref: str | None = None) -> str:
     return f"https://colab.research.google.com/github/{owner_repo}/blob/{ref or release_ref()}/labs/{lab}/{lab}.ipynb"
 
 
-def setup_cell_source(lab: str, version: str | None = None) -> str:
-    """Return the source of the first code cell of lab ``lab``'s notebooks."""
+def setup_cell_source(lab: str, version: str | None = None, *, graded: bool = True) -> str:
+    """Return the source of the first code cell of ``lab``'s notebooks (a walkthrough when not ``graded``)."""
+    grading = (f'''from cellkit import course
+
+grader = course.grader("{lab}")  # runs the public tests: grader.check("q1")
+''' if graded else "")
     return f'''# Setup. In Google Colab this installs the course package, pinned to this course version;
 # elsewhere (a local clone, the grader) it installs nothing.
 import sys
@@ -68,10 +72,7 @@ if "google.colab" in sys.modules:
                     "{pip_spec(version)}", "otter-grader"], check=True)
 
 import cellkit
-from cellkit import course
-
-grader = course.grader("{lab}")  # runs the public tests: grader.check("q1")
-config = cellkit.setup("{lab}")  # prints backend, device, fast/full mode and data source'''
+{grading}config = cellkit.setup("{lab}")  # prints backend, device, fast/full mode and data source'''
 
 
 def repo_root() -> Path:
@@ -162,7 +163,13 @@ def find_setup_cell(nb) -> int | None:
     return None
 
 
-def refresh_master(path: Path, *, write: bool = True) -> bool:
+def walkthroughs(root: Path | None = None) -> list[Path]:
+    """Return the ungraded walkthrough notebooks in ``notebooks/``."""
+    root = root or repo_root()
+    return sorted((root / "notebooks").glob("*.ipynb"))
+
+
+def refresh_master(path: Path, *, write: bool = True, graded: bool = True) -> bool:
     """Return True when the master at ``path`` had to change: setup cell regenerated, outputs cleared, ids stabilised."""
     nb = _read(path)
     before = json.dumps(nb, sort_keys=True)
@@ -170,7 +177,7 @@ def refresh_master(path: Path, *, write: bool = True) -> bool:
     idx = find_setup_cell(nb)
     if idx is None:
         raise ValueError(f"{path}: no setup cell; the first code cell must carry the tag {SETUP_TAG!r}")
-    nb.cells[idx].source = setup_cell_source(lab)
+    nb.cells[idx].source = setup_cell_source(lab, graded=graded)
     _normalise(nb)
     changed = json.dumps(nb, sort_keys=True) != before
     if changed and write:
@@ -235,6 +242,9 @@ def build(names=(), root: Path | None = None) -> list[str]:
     for lab in resolve_labs(names, root):
         build_lab(lab, root)
         built.append(lab)
+    if not names:
+        for walkthrough in walkthroughs(root):
+            refresh_master(walkthrough, graded=False)
     return built
 
 
@@ -247,6 +257,10 @@ def check(names=(), root: Path | None = None) -> list[str]:
     """Return a list of problems: committed student labs or masters that differ from a fresh build (empty: up to date)."""
     root = root or repo_root()
     problems = []
+    for walkthrough in walkthroughs(root) if not names else []:
+        if refresh_master(walkthrough, write=False, graded=False):
+            problems.append(f"notebooks/{walkthrough.name}: setup cell, outputs or cell ids are not normalised "
+                            "(run: cellkit course build)")
     for lab in resolve_labs(names, root):
         master = root / "solutions" / lab / f"{lab}.ipynb"
         if refresh_master(master, write=False):

@@ -10,22 +10,9 @@ import numpy as np
 
 
 def _plt():
-    import matplotlib
-
-    if matplotlib.get_backend().lower() == "agg" or not _in_notebook():
-        pass
     import matplotlib.pyplot as plt
 
     return plt
-
-
-def _in_notebook() -> bool:
-    try:
-        from IPython import get_ipython
-
-        return get_ipython() is not None
-    except ImportError:
-        return False
 
 
 def plot_history(history, metrics=("loss", "accuracy"), title: str = "Training curves"):
@@ -52,9 +39,9 @@ def plot_history(history, metrics=("loss", "accuracy"), title: str = "Training c
 
 
 def montage(images, labels=None, *, ncols: int = 8, title: str = "Examples", cmap="gray", size: float = 1.4):
-    """Return a figure showing ``images`` (N, H, W[, C]) in a grid, each titled by its label."""
+    """Return a figure showing ``images`` (an array (N, H, W[, C]) or a list of images) in a grid, titled by label."""
     plt = _plt()
-    images = np.asarray(images)
+    images = [np.asarray(im) for im in images]  # a list may mix grey and colour images
     n = len(images)
     nrows = max(1, int(np.ceil(n / ncols)))
     fig, axes = plt.subplots(nrows, ncols, figsize=(size * ncols, size * nrows + 0.5), squeeze=False)

@@ -9,6 +9,8 @@ Examples::
     cellkit data list                           # registered datasets
     cellkit data fetch bbbc021_statpred2019     # download and verify a real dataset
     cellkit data synth bbbc021_statpred2019     # write its synthetic twin
+    cellkit release                             # student notebooks, autograders, solutions apart
+    cellkit grade submissions.zip --lab 01 --out grades.csv   # sandboxed, resumable grading
 """
 
 from __future__ import annotations
@@ -94,6 +96,22 @@ def _cmd_data_readme(args) -> int:
     return 0
 
 
+def _cmd_release(args) -> int:
+    from cellkit.release import build_release
+
+    build_release(args.version, out=args.out, labs=args.labs, check=not args.no_check)
+    return 0
+
+
+def _cmd_grade(args) -> int:
+    from cellkit.grading import grade
+
+    result = grade(args.submissions, args.lab, args.out, workers=args.workers, timeout=args.timeout,
+                   memory_limit=args.memory, fast=not args.full, regrade=args.regrade, source=args.source,
+                   sandbox=False if args.no_sandbox else None, keep_logs=args.keep_logs)
+    return 0 if all(r["status"] != "error" for r in result["rows"].values()) else 1
+
+
 def build_parser() -> argparse.ArgumentParser:
     """Return the argument parser of the ``cellkit`` command."""
     parser = argparse.ArgumentParser(prog="cellkit", description=__doc__,
@@ -160,6 +178,34 @@ def build_parser() -> argparse.ArgumentParser:
                         description="Write data/README.md from data/datasets/*.json (or --check it).")
     p.add_argument("--check", action="store_true", help="only check that data/README.md is up to date")
     p.set_defaults(func=_cmd_data_readme)
+    p = sub.add_parser("release", help="build a release: student notebooks, autograders, solutions apart",
+                       description="Write build/release/VERSION/: students/ (notebooks, public tests, README with "
+                                   "'Open in Colab' badges pinned to the tag vVERSION), instructors/ (autograder "
+                                   "zips with the hidden tests, the masters) and release.json. Refuses when the "
+                                   "committed labs are stale or a hidden test would leak.")
+    p.add_argument("labs", nargs="*", help="labs to include (default: all)")
+    p.add_argument("--version", default=None, help="version to release (default and only allowed: the installed one)")
+    p.add_argument("--out", default=None, help="output folder (default: build/release/VERSION)")
+    p.add_argument("--no-check", action="store_true", help="skip the check that labs/ match the masters")
+    p.set_defaults(func=_cmd_release)
+
+    p = sub.add_parser("grade", help="grade a folder or zip of submitted notebooks",
+                       description="Grade each notebook in its own sandboxed process (time and memory limits, "
+                                   "hidden tests only after the cells ran), several at a time; write the gradebook "
+                                   "CSV atomically (re-runs skip what is graded), a feedback file per student "
+                                   "beside it, and print a summary. See docs/instructors.md.")
+    p.add_argument("submissions", help="folder of .ipynb files (one folder per student works) or a zip of them")
+    p.add_argument("--lab", required=True, help="the lab: 01, 01_mnist or mnist")
+    p.add_argument("--out", default="grades.csv", help="gradebook CSV (default grades.csv); feedback in OUT_STEM-feedback/")
+    p.add_argument("--workers", type=int, default=None, help="submissions at once (default: CPU cores within memory)")
+    p.add_argument("--timeout", type=float, default=600, help="seconds of run time per notebook (default 600)")
+    p.add_argument("--memory", type=float, default=6.0, help="GiB of memory per notebook (default 6)")
+    p.add_argument("--full", action="store_true", help="run the labs in full mode (default: fast mode)")
+    p.add_argument("--source", choices=["real", "synthetic"], help="data source (default: $CELLKIT_SOURCE or real)")
+    p.add_argument("--regrade", action="store_true", help="grade again the submissions already in the gradebook")
+    p.add_argument("--no-sandbox", action="store_true", help="plain processes even where namespaces work")
+    p.add_argument("--keep-logs", action="store_true", help="keep each notebook's output in OUT_STEM-feedback/.logs/")
+    p.set_defaults(func=_cmd_grade)
     return parser
 
 

@@ -1,0 +1,379 @@
+"""Lab 06's data: BBBC018, human HT29 colon-cancer cells with 14 diverse morphologies.
+
+BBBC018 (Broad Bioimage Benchmark Collection) holds 56 fields of view, 4 from each
+of 14 samples, each 512x512 pixels, imaged in three channels with one file per
+channel: Hoechst 33342 (``DNA``, the nucleus), phospho-histone H3 (``pH3``,
+cells in mitosis) and phalloidin (``actin``, the cytoplasm).  The archive
+``BBBC018_v1_images.zip`` names its files ``<wellidx>-<channel>.DIB``, where
+``wellidx`` is a five-digit well index and ``channel`` is ``DNA``, ``actin`` or
+``pH3``.  Following the lab's source report (which names its morphologies
+``0933x`` and ``1357x``), the first four digits of ``wellidx`` are taken as the
+sample and the last digit as the field of view: :data:`DEFAULT_PATTERN`.  Any
+other naming, for example ``plateA_f1_d0.tif`` for DNA, ``_d1`` for pH3 and
+``_d2`` for actin, is read by passing a ``pattern`` and a ``channels`` mapping
+to :func:`load_bbbc018`.
+
+The ``.DIB`` files come from a Cellomics ArrayScan: a device-independent bitmap
+without a file header, 16 bits per grey pixel (12 used), rows stored bottom-up.
+Pillow decodes 16-bit bitmaps as RGB555 colour, which scrambles the intensities,
+so :func:`read_dib` parses them itself; other bitmaps (8-bit, 24-bit) go to
+Pillow.  TIFF and PNG files are read by :func:`cellkit.data.io.read_image`.
+
+:func:`make_synthetic` writes a synthetic copy in the same layout with 14 planted
+morphologies; two of them (samples ``0933`` and ``1357``) differ *only* in
+staining intensity and cell density, like the pair the original could not separate.
+"""
+
+from __future__ import annotations
+
+import csv
+import re
+import struct
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+from scipy import ndimage
+
+from cellkit.data import synth
+from cellkit.data.io import IMAGE_SUFFIXES, read_image, to_float01
+from cellkit.errors import DataError
+
+NAME = "bbbc018"
+IMAGE_FOLDER = "BBBC018_v1_images"
+CHANNELS = {"DNA": "DNA", "pH3": "pH3", "actin": "actin"}
+"""Default channel mapping: file-name token -> channel name, in the order of the channel axis."""
+DEFAULT_PATTERN = r"(?P<sample>\d{4})(?P<field>\d)-(?P<channel>DNA|actin|pH3)\.(?i:dib|bmp|tif|tiff|png)"
+"""The real BBBC018 naming, ``<4-digit sample><1-digit field>-<channel>.DIB``."""
+OVERLAPPING_PAIR = ("0933", "1357")
+"""The two synthetic samples that differ only in staining intensity and cell density."""
+_DIB_SUFFIXES = (".dib",)
+
+
+# --------------------------------------------------------------------------- reading
+
+
+def read_dib(path) -> np.ndarray:
+    """Return the grey pixels of a Cellomics ``.DIB`` (or any headerless/headed bitmap) as a 2-D array.
+
+    16-bit grey bitmaps (the Cellomics ArrayScan format, no ``BM`` file header,
+    a 40-byte BITMAPINFOHEADER, no compression) are parsed here and returned as
+    ``uint16``, top row first.  Anything else is handed to Pillow; a colour
+    result whose channels are equal is reduced to one channel.
+
+    Raises
+    ------
+    DataError
+        The file is too short, has an unknown header or holds fewer pixel bytes than its header says.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"image file not found: {path}")
+    raw = path.read_bytes()
+    offset = 14 if raw[:2] == b"BM" else 0
+    if len(raw) < offset + 40:
+        raise DataError(f"{path}: {len(raw)} bytes, too short for a bitmap header; the file may be truncated")
+    header_size, width, height, planes, bits, compression = struct.unpack_from("<IiiHHI", raw, offset)
+    if header_size not in (40, 52, 56, 64, 108, 124):
+        raise DataError(f"{path}: unknown bitmap header size {header_size}; expected a Windows DIB/BMP")
+    if bits == 16 and compression == 0:
+        start = offset + header_size if offset == 0 else struct.unpack_from("<I", raw, 10)[0]
+        stride = (abs(width) * 2 + 3) // 4 * 4
+        need = start + stride * abs(height)
+        if len(raw) < need:
+            raise DataError(f"{path}: {len(raw):,} bytes, expected at least {need:,} for a {abs(width)}x{abs(height)} "
+                            f"16-bit bitmap; the file is truncated")
+        rows = np.frombuffer(raw, dtype="<u2", count=stride // 2 * abs(height), offset=start)
+        image = rows.reshape(abs(height), stride // 2)[:, :abs(width)].astype(np.uint16)
+        return image[::-1].copy() if height > 0 else image.copy()
+    # other bit depths (8-bit grey, 24-bit colour) are ordinary bitmaps that Pillow decodes correctly
+    return _grey(read_image(path), path)
+
+
+def _grey(image: np.ndarray, path) -> np.ndarray:
+    image = np.asarray(image)
+    if image.ndim == 2:
+        return image
+    if image.ndim == 3 and image.shape[-1] in (3, 4):
+        rgb = image[..., :3]
+        if np.array_equal(rgb[..., 0], rgb[..., 1]) and np.array_equal(rgb[..., 0], rgb[..., 2]):
+            return rgb[..., 0]
+        raise DataError(f"{path}: a colour image (shape {image.shape}) where one grey channel was expected")
+    raise DataError(f"{path}: shape {image.shape}, expected one grey channel (H, W)")
+
+
+def read_channel(path) -> np.ndarray:
+    """Return one channel file (``.DIB``/``.BMP``, ``.tif``/``.tiff`` or ``.png``) as a 2-D array in its stored dtype."""
+    path = Path(path)
+    if path.suffix.lower() in _DIB_SUFFIXES:
+        return read_dib(path)
+    return _grey(read_image(path), path)
+
+
+def find_fields(folder, *, pattern: str = DEFAULT_PATTERN, channels: dict | None = None) -> dict:
+    """Return ``{sample: {field: {channel: path}}}`` for the channel files under ``folder``.
+
+    Parameters
+    ----------
+    folder : str or pathlib.Path
+        Searched recursively for image files.
+    pattern : str
+        A regular expression matched against each file name (the whole name), with
+        the named groups ``sample``, ``field`` and ``channel``.
+    channels : dict, optional
+        File-name token -> channel name, e.g. ``{"d0": "DNA", "d1": "pH3", "d2": "actin"}``;
+        default :data:`CHANNELS`.  Files whose token is not in the mapping are ignored.
+
+    Raises
+    ------
+    ValueError
+        ``pattern`` lacks one of the named groups.
+    DataError
+        The folder holds no image, or no file name matches ``pattern``.
+    """
+    channels = dict(CHANNELS if channels is None else channels)
+    if not channels:
+        raise ValueError("channels: expected a non-empty mapping of file-name token to channel name")
+    regex = re.compile(pattern)
+    missing_groups = {"sample", "field", "channel"} - set(regex.groupindex)
+    if missing_groups:
+        raise ValueError(f"pattern={pattern!r}: expected the named groups sample, field and channel "
+                         f"(missing {', '.join(sorted(missing_groups))})")
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise FileNotFoundError(f"BBBC018 image folder not found: {folder}")
+    files = sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES + _DIB_SUFFIXES
+                   and not p.name.startswith("."))
+    if not files:
+        raise DataError(f"{folder}: no image files (.DIB, .BMP, .tif, .png) found; expected {IMAGE_FOLDER}/<wellidx>-<channel>.DIB")
+    found: dict = defaultdict(lambda: defaultdict(dict))
+    for path in files:
+        m = regex.fullmatch(path.name)
+        if not m or m["channel"] not in channels:
+            continue
+        name = channels[m["channel"]]
+        field = found[m["sample"]][m["field"]]
+        if name in field:
+            raise DataError(f"two files for sample {m['sample']}, field {m['field']}, channel {name}: "
+                            f"{field[name]} and {path}")
+        field[name] = path
+    if not found:
+        shown = ", ".join(p.name for p in files[:3])
+        raise DataError(f"{folder}: none of the {len(files):,} image files matches the pattern {pattern!r} with channel "
+                        f"tokens {sorted(channels)} (first files: {shown}); pass pattern= and channels= for your naming")
+    return {s: dict(f) for s, f in sorted(found.items())}
+
+
+def load_bbbc018(folder, *, pattern: str = DEFAULT_PATTERN, channels: dict | None = None) -> tuple[np.ndarray, dict]:
+    """Return ``(images, meta)``: every field as float32 in [0, 1], shaped (samples, fields, channels, H, W).
+
+    Parameters
+    ----------
+    folder : str or pathlib.Path
+        A folder holding the channel files anywhere below it (e.g. the dataset root with ``BBBC018_v1_images/``).
+    pattern, channels
+        See :func:`find_fields`; the order of ``channels`` is the order of the channel axis.
+
+    Returns
+    -------
+    images : numpy.ndarray
+        float32, shape ``(S, F, C, H, W)``, integers divided by their dtype's maximum (the scaling is in ``meta``).
+    meta : dict
+        ``samples`` (S sample ids, sorted), ``fields`` (F field ids per sample, sorted), ``channels``
+        (C names), ``files`` (S x F x C paths), ``scaling`` (a sentence), ``dtype`` (stored pixel dtype).
+
+    Raises
+    ------
+    DataError
+        A field lacks a channel file, samples have different numbers of fields, or the
+        images differ in size or dtype; the message names the file or the sample.
+    """
+    channels = dict(CHANNELS if channels is None else channels)
+    names = list(dict.fromkeys(channels.values()))
+    found = find_fields(folder, pattern=pattern, channels=channels)
+    counts = {s: len(f) for s, f in found.items()}
+    if len(set(counts.values())) != 1:
+        shown = ", ".join(f"{s}: {n}" for s, n in counts.items())
+        raise DataError(f"samples have different numbers of fields of view ({shown}); expected the same number for "
+                        f"every sample (BBBC018 has 4): is a file missing or misnamed?")
+    stack, paths, first, dtype = [], [], None, None
+    for sample, fields in found.items():
+        for field, chans in sorted(fields.items()):
+            lacking = [c for c in names if c not in chans]
+            if lacking:
+                have = ", ".join(p.name for p in chans.values())
+                raise DataError(f"sample {sample}, field {field}: no file for channel(s) {', '.join(lacking)} "
+                                f"(found {have}); expected one file per channel {', '.join(names)}")
+            for c in names:
+                image = read_channel(chans[c])
+                if first is None:
+                    first, dtype, origin = image.shape, image.dtype, chans[c]
+                if image.shape != first:
+                    raise DataError(f"{chans[c]}: size {image.shape}, expected {first} like {origin}")
+                if image.dtype != dtype:
+                    raise DataError(f"{chans[c]}: dtype {image.dtype}, expected {dtype} like {origin}")
+                stack.append(image)
+                paths.append(str(chans[c]))
+    s, f, c = len(found), next(iter(counts.values())), len(names)
+    raw = np.stack(stack).reshape(s, f, c, *first)
+    images, scaling = to_float01(raw, name=str(folder))
+    meta = {
+        "samples": list(found),
+        "fields": [sorted(found[k]) for k in found],
+        "channels": names,
+        "files": np.array(paths, dtype=object).reshape(s, f, c),
+        "scaling": scaling,
+        "dtype": str(dtype),
+    }
+    return images, meta
+
+
+def load_ground_truth(folder) -> dict:
+    """Return ``{sample: morphology}`` from a synthetic copy's ``ground_truth.csv`` (the morphology names)."""
+    path = Path(folder) / "ground_truth.csv"
+    if not path.is_file():
+        raise DataError(f"{path}: no ground truth here; only synthetic copies have one (real BBBC018 samples are "
+                        f"each their own morphology, so use the sample id as the label)")
+    with open(path, newline="") as fh:
+        return {row["sample"]: row["morphology"] for row in csv.DictReader(fh)}
+
+
+# --------------------------------------------------------------------------- writing
+
+
+def write_dib(path, image: np.ndarray) -> Path:
+    """Return ``path`` after writing a 2-D uint16 image as a headerless 16-bit DIB, as a Cellomics ArrayScan does."""
+    image = np.asarray(image)
+    if image.ndim != 2 or image.dtype != np.uint16:
+        raise ValueError(f"image: shape {image.shape} dtype {image.dtype}, expected a 2-D uint16 array")
+    h, w = image.shape
+    stride = (w * 2 + 3) // 4 * 4
+    rows = np.zeros((h, stride // 2), "<u2")
+    rows[:, :w] = image[::-1]
+    header = struct.pack("<IiiHHIIiiII", 40, w, h, 1, 16, 0, rows.nbytes, 0, 0, 0, 0)
+    from cellkit.atomic import atomic_path
+
+    with atomic_path(path, suffix=".DIB") as tmp:
+        Path(tmp).write_bytes(header + rows.tobytes())
+    return Path(path)
+
+
+# Fourteen morphologies: nucleus radius (px), irregularity, elongation, mitotic fraction, actin texture scale (px),
+# actin strength, cells per 512x512 field, staining gain, cytoplasm/nucleus size ratio.
+_FIELDS = ("nucleus_radius", "irregularity", "elongation", "mitotic_fraction", "actin_scale", "actin_strength",
+           "cells_per_field", "gain", "cytoplasm_ratio")
+MORPHOLOGIES = {
+    "0073": ("small round", (6, 0.05, 1.0, 0.05, 1.5, 0.6, 130, 1.0, 2.0)),
+    "0112": ("large round", (13, 0.05, 1.0, 0.05, 1.5, 0.6, 60, 1.0, 1.8)),
+    "0245": ("elongated", (8, 0.10, 3.0, 0.05, 3.0, 0.7, 90, 1.0, 2.2)),
+    "0381": ("mitotic arrest", (8, 0.10, 1.0, 0.60, 1.5, 0.6, 90, 1.0, 1.8)),
+    "0433": ("irregular nuclei", (9, 0.55, 1.2, 0.05, 1.5, 0.6, 80, 1.0, 2.0)),
+    "0586": ("spread, strong actin", (8, 0.10, 1.0, 0.05, 4.0, 1.0, 50, 1.0, 3.2)),
+    "0642": ("fine actin texture", (8, 0.10, 1.0, 0.05, 0.7, 1.0, 90, 1.0, 2.2)),
+    "0719": ("sparse", (8, 0.10, 1.0, 0.05, 1.5, 0.6, 25, 1.0, 2.0)),
+    "0857": ("crowded small", (5, 0.15, 1.3, 0.10, 1.0, 0.5, 220, 1.0, 1.6)),
+    "0933": ("dim sparse (pair A)", (9, 0.15, 1.3, 0.10, 2.0, 0.7, 60, 0.65, 2.0)),
+    "1077": ("giant nuclei", (17, 0.20, 1.1, 0.02, 2.0, 0.6, 30, 1.0, 1.6)),
+    "1198": ("elongated mitotic", (7, 0.10, 2.2, 0.35, 2.5, 0.7, 100, 1.0, 2.0)),
+    "1357": ("bright dense (pair B)", (9, 0.15, 1.3, 0.10, 2.0, 0.7, 110, 1.0, 2.0)),
+    "1402": ("weak actin, round", (10, 0.05, 1.0, 0.10, 1.5, 0.15, 80, 1.0, 1.5)),
+}
+"""Sample id -> (morphology name, parameters in the order of ``_FIELDS``); 0933 and 1357 differ only in gain and density."""
+
+
+def _paste(canvas: np.ndarray, patch: np.ndarray, top: int, left: int, mode: str = "max") -> None:
+    h, w = canvas.shape
+    ph, pw = patch.shape
+    t0, l0 = max(top, 0), max(left, 0)
+    t1, l1 = min(top + ph, h), min(left + pw, w)
+    if t0 >= t1 or l0 >= l1:
+        return
+    src = patch[t0 - top:t1 - top, l0 - left:l1 - left]
+    if mode == "max":
+        np.maximum(canvas[t0:t1, l0:l1], src, out=canvas[t0:t1, l0:l1])
+    else:
+        canvas[t0:t1, l0:l1] += src
+
+
+def render_field(params: dict, size: int, generator) -> tuple[np.ndarray, dict]:
+    """Return ``(channels (3, size, size) float in [0, 1] ordered DNA, pH3, actin, counts)`` for one field of view.
+
+    Cells grow in colonies (HT29 cells clump), so large parts of each field are
+    background, as in the real images.  ``counts`` gives the number of cells and
+    of mitotic (pH3-positive) cells drawn.
+    """
+    g = synth.rng(generator)
+    dna = np.zeros((size, size), np.float32)
+    ph3 = np.zeros_like(dna)
+    actin = np.zeros_like(dna)
+    n_cells = max(1, int(round(params["cells_per_field"] * (size / 512) ** 2 * g.uniform(0.85, 1.15))))
+    n_colonies = int(g.integers(1, 4))
+    centres = g.uniform(0.2 * size, 0.8 * size, size=(n_colonies, 2))
+    # colony spread grows with the number of cells, so that density stays the morphology's own
+    spread = 0.7 * params["nucleus_radius"] * params["cytoplasm_ratio"] * np.sqrt(n_cells / n_colonies)
+    points = centres[g.integers(0, n_colonies, n_cells)] + g.normal(0, spread, size=(n_cells, 2))
+    points = np.clip(points, 0, size - 1)
+    fibres = synth.texture((size, size), g, scale=params["actin_scale"])
+    n_mitotic = 0
+    for y, x in points:
+        mitotic = g.uniform() < params["mitotic_fraction"]
+        n_mitotic += int(mitotic)
+        r = params["nucleus_radius"] * g.uniform(0.85, 1.15) * (0.7 if mitotic else 1.0)
+        rc = r * params["cytoplasm_ratio"] * (0.8 if mitotic else 1.0)
+        half = int(np.ceil(rc * np.sqrt(params["elongation"]) * 1.6)) + 2
+        shape = (2 * half + 1, 2 * half + 1)
+        angle = g.uniform(0, np.pi)
+        nucleus = synth.blob(shape, (half, half), r, g, irregularity=params["irregularity"],
+                             elongation=1.0 if mitotic else params["elongation"], angle=angle)
+        cell = synth.blob(shape, (half, half), rc, g, irregularity=0.2,
+                          elongation=1.0 if mitotic else params["elongation"], angle=angle)
+        top, left = int(round(y)) - half, int(round(x)) - half
+        brightness = g.uniform(0.75, 1.0) * (1.6 if mitotic else 1.0)
+        _paste(dna, nucleus * np.float32(0.55 * brightness), top, left)
+        _paste(ph3, nucleus * np.float32(0.8 if mitotic else 0.04), top, left)
+        _paste(actin, (cell & ~nucleus) * np.float32(0.35), top, left)
+    cytoplasm = actin > 0
+    actin = cytoplasm * (actin * (1 - params["actin_strength"]) + params["actin_strength"] * 0.7 * fibres)
+    field = synth.illumination((size, size), g, strength=0.15)
+    out = np.stack([
+        synth.fluorescence(params["gain"] * dna, g, background=0.03, blur=1.0, photons=400, illumination_field=field),
+        synth.fluorescence(params["gain"] * ph3, g, background=0.02, blur=1.2, photons=400, illumination_field=field),
+        synth.fluorescence(params["gain"] * actin, g, background=0.03, blur=1.0, photons=400,
+                           illumination_field=field),
+    ])
+    return out.astype(np.float32), {"cells": n_cells, "mitotic": n_mitotic}
+
+
+def make_synthetic(dest: Path, *, fast: bool, seed: int) -> None:
+    """Write a synthetic BBBC018 into ``dest``: 14 samples x 4 fields x 3 channel ``.DIB`` files, plus ground truth.
+
+    Layout: ``BBBC018_v1_images/<sample><field>-<DNA|pH3|actin>.DIB`` (16-bit
+    headerless DIBs holding 12-bit values, as the Cellomics instrument writes),
+    ``ground_truth.csv`` (``sample,morphology,name`` and the planted parameters)
+    and ``fields.csv`` (cells and mitotic cells drawn per field).  Full mode
+    writes the real 512x512 fields; fast mode 256x256 (smaller fields of view at
+    the same magnification, so cells keep their size and there are fewer of them).
+    Deterministic for a seed.
+    """
+    dest = Path(dest)
+    size = 256 if fast else 512
+    folder = dest / IMAGE_FOLDER
+    folder.mkdir(parents=True, exist_ok=True)
+    field_rows = []
+    for k, (sample, (label, values)) in enumerate(MORPHOLOGIES.items()):
+        params = dict(zip(_FIELDS, values))
+        for field in range(1, 5):
+            g = np.random.default_rng([seed, k, field])
+            channels, counts = render_field(params, size, g)
+            for name, image in zip(("DNA", "pH3", "actin"), channels):
+                write_dib(folder / f"{sample}{field}-{name}.DIB", np.round(image * 4095).astype(np.uint16))
+            field_rows.append({"sample": sample, "field": field, **counts})
+    with open(dest / "ground_truth.csv", "w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=["sample", "morphology", "name", *_FIELDS])
+        writer.writeheader()
+        for k, (sample, (label, values)) in enumerate(MORPHOLOGIES.items()):
+            writer.writerow({"sample": sample, "morphology": k, "name": label, **dict(zip(_FIELDS, values))})
+    with open(dest / "fields.csv", "w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=["sample", "field", "cells", "mitotic"])
+        writer.writeheader()
+        writer.writerows(field_rows)

@@ -340,10 +340,14 @@ def _worker_main(cfg: dict) -> None:
     home = os.path.join(workdir, ".home")
     os.makedirs(home, exist_ok=True)
     os.environ.update({"HOME": home, "MPLCONFIGDIR": os.path.join(home, "mpl"), "IPYTHONDIR": os.path.join(home, "ipy"),
-                       "XDG_CACHE_HOME": os.path.join(home, "cache"), "TMPDIR": os.path.join(workdir, ".tmp")})
+                       "XDG_CACHE_HOME": os.path.join(home, "cache"), "TMPDIR": os.path.join(workdir, ".tmp"),
+                       "NUMBA_CACHE_DIR": os.path.join(home, "numba"), "KERAS_HOME": os.path.join(home, ".keras")})
+    os.makedirs(os.environ["KERAS_HOME"], exist_ok=True)
+    if cfg.get("keras_datasets") and os.path.isdir(cfg["keras_datasets"]):
+        # datasets the instructor downloaded (real MNIST), read-only; keras writes its config in the scratch folder
+        os.symlink(cfg["keras_datasets"], os.path.join(os.environ["KERAS_HOME"], "datasets"))
     os.makedirs(os.environ["TMPDIR"], exist_ok=True)
-    writable = [workdir, "/tmp"] if info["mode"] == "namespace" else [workdir]
-    cfg["writable"] = writable + list(cfg["rw"])
+    cfg["writable"] = [workdir, *cfg["rw"]]  # TMPDIR points inside workdir
     _set_limits(cfg)
     _send(ctl, {"event": "ready", "sandbox": info})
 
@@ -416,6 +420,7 @@ def _worker_main(cfg: dict) -> None:
             peak = " ".join(line.split(":", 1)[1].strip() for line in f if line.startswith(("VmPeak", "VmHWM")))
     except OSError:
         pass
+    print(f"\n[grader] memory: {peak}", flush=True)
     _send(ctl, {"event": "results", "questions": questions, "violations": violations, "memory": peak})
     sys.stdout.flush()
     os._exit(0)  # skip interpreter shutdown: the student's objects may misbehave in finalisers
@@ -513,7 +518,7 @@ def _lab_of(nb) -> str | None:
     return None
 
 
-_CHECK = re.compile(r"""grader\.check\(\s*["']([^"']+)["']\s*\)""")
+_CHECK = re.compile(r"""^[ \t]*grader\.check\(\s*["']([^"']+)["']\s*\)""", re.M)
 
 
 def compare_with_release(nb, released) -> list[str]:
@@ -580,9 +585,9 @@ def compare_with_release(nb, released) -> list[str]:
     released_code = [c for c in released.cells if c.cell_type == "code" and c.source.strip()]
     empty_with_output = [c for c in nb.cells if c.cell_type == "code" and not c.source.strip() and c.get("outputs")]
     if released_code and len(empty_with_output) >= max(1, len(released_code) // 2):
-        notes.append(f"outputs only: {len(empty_with_output)} code cells have outputs but no code, so they cannot be "
+        return [f"outputs only: {len(empty_with_output)} code cells have outputs but no code, so they cannot be "
                      "re-executed; the grade comes from re-execution (stored outputs are never trusted): look at the "
-                     "outputs by hand")
+                     "outputs by hand"]
     return notes
 
 
@@ -624,9 +629,6 @@ def _worker_env(ctx: _Context) -> dict:
         env["CELLKIT_SOURCE"] = ctx.source
     env.pop("CELLKIT_REPORT_DIR", None)
     env.pop("CELLKIT_REQUIRE_GPU", None)
-    keras_home = Path.home() / ".keras"
-    if keras_home.is_dir():
-        env["KERAS_HOME"] = str(keras_home)  # real MNIST lives in ~/.keras/datasets (read-only in the sandbox)
     return env
 
 
@@ -641,7 +643,8 @@ def _execute(ctx: _Context, nb_bytes: bytes, scratch: Path) -> dict:
     cfg = {"scratch": str(scratch), "notebook": "submission.ipynb", "hide": [str(p) for p in ctx.protected if Path(p).exists()],
            "protected": [str(p) for p in ctx.protected], "rw": [str(p) for p in ctx.rw], "sandbox": ctx.sandbox,
            "memory_limit": ctx.memory_limit, "timeout": ctx.cell_timeout, "test_timeout": ctx.test_timeout,
-           "threads": ctx.threads, "ctl_fd": ctl_w, "tests_fd": tests_r}
+           "threads": ctx.threads, "ctl_fd": ctl_w, "tests_fd": tests_r,
+           "keras_datasets": str(Path(os.environ.get("KERAS_HOME", Path.home() / ".keras")) / "datasets")}
     cmd = [sys.executable, "-I", "-B", str(Path(__file__).resolve()), "--worker", json.dumps(cfg)]
     if ctx.sandbox:
         cmd = ["unshare", "--user", "--map-root-user", "--mount", "--net", "--pid", "--fork", "--mount-proc",
@@ -995,8 +998,9 @@ def grade(submissions, lab, out, *, workers: int | None = None, timeout: float =
 
         data_dir = get_config().data_dir
         data_dir.mkdir(parents=True, exist_ok=True)
-        protected = [paths["root"] / "solutions", paths["root"] / "build", folder, submissions, out, feedback_dir,
-                     paths["autograder"]]
+        # .git holds every committed master: hidden like solutions/
+        protected = [paths["root"] / "solutions", paths["root"] / "build", paths["root"] / ".git", folder,
+                     submissions, out, feedback_dir, paths["autograder"]]
         ctx = _Context(lab, paths, tests, points, fast=fast, source=source, timeout=timeout,
                        cell_timeout=cell_timeout or timeout, test_timeout=test_timeout,
                        memory_limit=int(memory_limit * 2**30), sandbox=bool(sandbox), protected=protected,

@@ -573,10 +573,10 @@ def compare_with_release(nb, released) -> list[str]:
         return f"{released.cells[i].cell_type} cell {i + 1} ('{first}')"
 
     if missing:
-        notes.append(f"{len(missing)} cell(s) of the release deleted: " + "; ".join(label(i) for i in missing[:3])
+        notes.append(f"{len(missing)} cell(s) of the release deleted: " + ", ".join(label(i) for i in missing[:3])
                      + (" ..." if len(missing) > 3 else ""))
     if duplicated:
-        notes.append(f"{len(duplicated)} cell(s) duplicated: " + "; ".join(label(i) for i in duplicated[:3]))
+        notes.append(f"{len(duplicated)} cell(s) duplicated: " + ", ".join(label(i) for i in duplicated[:3]))
     if positions != sorted(positions):
         notes.append("cells were reordered")
     seen_ids = [x for x in ids if x]
@@ -833,6 +833,7 @@ def grade_submission(path: Path, ctx: _Context, sid: str) -> tuple[dict, str]:
         if text not in seen:
             seen.append(text)
     row["reason"] = "; ".join(seen)
+    row["_reasons"] = seen  # for the feedback; not a gradebook column
     return row, feedback_text(row, questions, cells, ctx)
 
 
@@ -843,7 +844,7 @@ def feedback_text(row: dict, questions: list[dict], cells: list[dict], ctx) -> s
              f"**Score**: {row['total']:g} / {row['possible']:g}  ",
              f"**Status**: {row['status']}: {STATUSES[row['status']]}", ""]
     if row["reason"]:
-        lines += ["**What the grader noticed**:", ""] + [f"- {r}" for r in row["reason"].split("; ")] + [""]
+        lines += ["**What the grader noticed**:", ""] + [f"- {r}" for r in row.get("_reasons") or [row["reason"]]] + [""]
     if not questions:
         lines += ["Your notebook could not be graded, so every question scores 0. If you think this is wrong, "
                   "check that you submitted the right file, then ask your instructor.", ""]
@@ -980,6 +981,10 @@ def grade(submissions, lab, out, *, workers: int | None = None, timeout: float =
     if timeout <= 0 or memory_limit <= 0:
         raise ValueError(f"timeout={timeout}, memory_limit={memory_limit}: expected positive numbers")
     feedback_dir = out.with_name(f"{out.stem}-feedback")
+    for needed in (Path(sys.prefix).resolve(), Path(__file__).resolve().parent):
+        if submissions == needed or submissions in needed.parents:
+            raise ValueError(f"submissions={submissions}: this folder holds the Python environment or cellkit "
+                             "itself, which the sandbox must hide; put the submissions in a folder of their own")
     tests = hidden_tests(paths["autograder"])
     points = question_points(tests)
     if sandbox is None:
@@ -1048,6 +1053,8 @@ def grade(submissions, lab, out, *, workers: int | None = None, timeout: float =
                        "total": 0.0, "possible": sum(points.values()), "seconds": 0.0,
                        "sha256": hashlib.sha256(path.read_bytes()).hexdigest(), **{q: 0.0 for q in points}}
                 text = feedback_text(row, [], [], ctx)
+            if ctx.stopping:  # interrupted: this row is not a grade; the next run grades it
+                return None
             if renamed:
                 row["reason"] = "; ".join(x for x in [row["reason"], "two files map to the same student id"] if x)
                 if row["status"] == "ok":

@@ -188,7 +188,7 @@ def build_release(version: str | None = None, out=None, labs=(), root=None, *, c
             zip_path = instructors / "autograder" / f"{lab}-autograder.zip"
             shutil.copy(fresh["autograder"], zip_path)
             shutil.copytree(root / "solutions" / lab, instructors / "solutions" / lab,
-                            ignore=shutil.ignore_patterns("__pycache__", ".ipynb_checkpoints"))
+                            ignore=shutil.ignore_patterns("__pycache__", ".ipynb_checkpoints", ".OTTER_LOG"))
             notebook = students / lab / f"{lab}.ipynb"
             manifest["labs"][lab] = {
                 "student_notebook": f"students/{lab}/{lab}.ipynb", "sha256": _sha256(notebook),

@@ -285,3 +285,22 @@ def test_release_keeps_solutions_apart(tmp_path):
     assert "test_prepare_scaling" not in student_text and "BEGIN SOLUTION" not in student_text
     assert manifest["tag"] in (out / "students" / "README.md").read_text()
     assert sum(entry["points"].values()) == 9
+
+
+def test_process_only_mode_still_blocks_grader_files(tmp_path, notebooks):
+    """Without namespaces (macOS, hardened hosts) the audit hook still refuses and reports the same attempts."""
+    student, _ = notebooks
+    folder = tmp_path / "subs"
+    folder.mkdir()
+    victim = tmp_path / "victim"
+    victim.mkdir()
+    nbformat.write(_minimal(student, f"open({str(victim / 'x.txt')!r}, 'w')"), folder / f"writer_{LAB}.ipynb")
+    nbformat.write(_minimal(student, "from cellkit.course import repo_root\n"
+                                    "print((repo_root() / 'solutions' / '01_mnist' / '01_mnist.ipynb').read_text())"),
+                   folder / f"reader_{LAB}.ipynb")
+    result = _grade(folder, tmp_path / "grades.csv", sandbox=False, timeout=60)
+    rows = result["rows"]
+    assert result["sandbox"] == "process only"
+    assert rows["writer"]["status"] == "suspicious" and "writing outside" in rows["writer"]["reason"]
+    assert not (victim / "x.txt").exists()
+    assert rows["reader"]["status"] == "suspicious", rows["reader"]

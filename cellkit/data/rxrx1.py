@@ -1,0 +1,458 @@
+"""Lab 04's data: RxRx1 (Recursion), six-channel images of siRNA-perturbed cells, and a synthetic twin.
+
+The real layout, under a root folder (the ``rxrx1/`` of the public archives)::
+
+    <root>/metadata.csv
+    <root>/images/<experiment>/Plate<p>/<well>_s<site>_w<channel>.png   (w1..w6, 512x512, 8-bit)
+
+``metadata.csv`` has one row per site with the columns of :data:`METADATA_COLUMNS`.
+An experiment (``HUVEC-01``, ``RPE-03``...) holds one cell type; the six channels
+are the stains of Recursion's Cell-Painting-like assay (:data:`CHANNELS`).
+
+:class:`RxRx1Sequence` streams six-channel stacks batch by batch (a
+``keras.utils.PyDataset``), so any subset of experiments, plates and siRNA
+classes can be used without loading it all into memory.
+:func:`make_synthetic` writes the same layout with planted effects: each siRNA
+class changes one known channel in one known compartment, controls have no or a
+strong effect, and every experiment and plate has its own gain, background and
+illumination (the batch effects RxRx1 was designed to expose).
+"""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import numpy as np
+
+from cellkit.data import synth
+from cellkit.data.io import read_image, write_png
+from cellkit.errors import DataError
+
+CHANNELS = ("nuclei", "endoplasmic_reticulum", "actin", "nucleoli", "mitochondria", "golgi")
+"""The stain of channel w1..w6 (Hoechst, concanavalin A, phalloidin, SYTO14, MitoTracker, WGA)."""
+
+CELL_TYPES = ("HEPG2", "HUVEC", "RPE", "U2OS")
+"""The four cell types of RxRx1, spelled as in ``metadata.csv``; the one-hot order of the loader."""
+
+METADATA_COLUMNS = ("site_id", "well_id", "cell_type", "dataset", "experiment", "plate", "well", "site",
+                    "well_type", "sirna", "sirna_id")
+WELL_TYPES = ("treatment", "negative_control", "positive_control")
+REGIONS = ("nucleus", "perinuclear", "cytoplasm", "periphery")
+"""The compartments a synthetic siRNA class can change (the ``region`` of ``ground_truth.csv``)."""
+
+LAYOUT = ("<root>/metadata.csv (columns " + ", ".join(METADATA_COLUMNS) + ") and "
+          "<root>/images/<experiment>/Plate<p>/<well>_s<site>_w<channel>.png, channels w1-w6, 8-bit PNG")
+
+
+# ---------------------------------------------------------------- reading the layout
+
+def image_path(root, experiment: str, plate: int, well: str, site: int, channel: int) -> Path:
+    """Return the path of one channel image of one site in the RxRx1 layout."""
+    return Path(root) / "images" / str(experiment) / f"Plate{int(plate)}" / f"{well}_s{int(site)}_w{int(channel)}.png"
+
+
+def read_metadata(root):
+    """Return ``<root>/metadata.csv`` as a pandas DataFrame, one row per site.
+
+    Raises
+    ------
+    DataError
+        The file is missing, empty, or lacks some of :data:`METADATA_COLUMNS` (named).
+    """
+    import pandas as pd
+
+    path = Path(root) / "metadata.csv"
+    if not path.is_file():
+        raise DataError(f"{path}: metadata file not found; expected the RxRx1 layout {LAYOUT}")
+    try:
+        table = pd.read_csv(path)
+    except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError) as exc:
+        raise DataError(f"{path}: cannot read the CSV ({exc}); expected columns {', '.join(METADATA_COLUMNS)}") from exc
+    missing = [c for c in METADATA_COLUMNS if c not in table.columns]
+    if missing:
+        raise DataError(f"{path}: missing column(s) {', '.join(missing)}; expected {', '.join(METADATA_COLUMNS)}")
+    if table.empty:
+        raise DataError(f"{path}: no rows; expected one row per site")
+    table["plate"] = table["plate"].astype(int)
+    table["site"] = table["site"].astype(int)
+    return table
+
+
+def select(metadata, *, experiments=None, dataset=None, well_types=None, sirna_ids=None, cell_types=None):
+    """Return the rows of ``metadata`` that match every given filter (``None`` keeps all), index reset."""
+    keep = np.ones(len(metadata), bool)
+    for column, wanted in (("experiment", experiments), ("dataset", dataset), ("well_type", well_types),
+                           ("sirna_id", sirna_ids), ("cell_type", cell_types)):
+        if wanted is None:
+            continue
+        wanted = [wanted] if isinstance(wanted, (str, int, np.integer)) else list(wanted)
+        keep &= metadata[column].isin(wanted).to_numpy()
+    return metadata[keep].reset_index(drop=True)
+
+
+def load_site(root, row, *, image_size: int | None = None, crop: int | None = None, crop_offset=None) -> np.ndarray:
+    """Return the six channels of one site as a uint8 array of shape (H, W, 6).
+
+    Parameters
+    ----------
+    root : path
+        The dataset root (holding ``images/``).
+    row : mapping
+        A metadata row (needs ``experiment``, ``plate``, ``well``, ``site``).
+    image_size : int, optional
+        Resize (bilinear) the square site to ``image_size x image_size`` after cropping.
+    crop : int, optional
+        Cut a ``crop x crop`` window first, at ``crop_offset`` (row, col) or centred.
+
+    Raises
+    ------
+    DataError
+        A channel file is missing, not a grey 8-bit image, or differs in size from channel 1.
+    """
+    planes = []
+    for channel in range(1, 7):
+        path = image_path(root, row["experiment"], row["plate"], row["well"], row["site"], channel)
+        if not path.is_file():
+            raise DataError(f"{path}: channel w{channel} ({CHANNELS[channel - 1]}) of site "
+                            f"{row.get('site_id', '?')} is missing; every site needs w1-w6")
+        plane = read_image(path)
+        if plane.ndim != 2 or plane.dtype != np.uint8:
+            raise DataError(f"{path}: shape {plane.shape} dtype {plane.dtype}, expected a grey 8-bit (H, W) image")
+        if planes and plane.shape != planes[0].shape:
+            raise DataError(f"{path}: size {plane.shape}, but channel w1 of this site is {planes[0].shape}; "
+                            "all six channels must have the same size")
+        planes.append(plane)
+    stack = np.stack(planes, axis=-1)
+    if crop is not None:
+        h, w = stack.shape[:2]
+        if crop > min(h, w):
+            raise ValueError(f"crop={crop}: larger than the site ({h}x{w})")
+        top, left = crop_offset if crop_offset is not None else ((h - crop) // 2, (w - crop) // 2)
+        stack = stack[top:top + crop, left:left + crop]
+    if image_size is not None and stack.shape[0] != image_size:
+        from scipy import ndimage
+
+        zoom = (image_size / stack.shape[0], image_size / stack.shape[1], 1)
+        stack = np.clip(np.round(ndimage.zoom(stack.astype(np.float32), zoom, order=1)), 0, 255).astype(np.uint8)
+    return stack
+
+
+def _import_pydataset():
+    import keras
+
+    return keras.utils.PyDataset
+
+
+class RxRx1Sequence(_import_pydataset()):
+    """Batches of ``({"image": (B, H, W, 6) float32 in [0, 1], "cell_type": (B, 4) one-hot}, labels)``.
+
+    Images are read from disk batch by batch, never all at once.
+
+    Parameters
+    ----------
+    root : path
+        The dataset root.
+    metadata : DataFrame
+        The sites to stream (e.g. from :func:`select`).
+    classes : sequence of int
+        The ``sirna_id`` values to classify, in label order: label ``i`` is ``classes[i]``.
+        Sites of other siRNAs are dropped unless ``labelled=False``.
+    batch_size : int
+    image_size, crop : int, optional
+        Passed to :func:`load_site`.
+    shuffle : bool
+        Reshuffle the order at the end of each epoch (seeded).
+    seed : int
+    labelled : bool
+        ``False``: yield only the inputs (for prediction on unlabelled sites).
+    augment : callable, optional
+        ``augment(images, labels) -> (images, labels)`` applied to each training batch (e.g. CutMix).
+    flip : bool
+        Random flips and 90-degree rotations of each image (seeded): cells have no preferred orientation.
+    labels : array of int, optional
+        An explicit label index per row (e.g. pseudo-labels for unlabelled sites), instead of
+        looking ``sirna_id`` up in ``classes``; every row is kept.
+
+    Attributes
+    ----------
+    labels : ndarray of int
+        The label index of each site (``-1`` for a site outside ``classes``).
+    sample_weights : ndarray of float or None
+        Per-site loss weights; when set, batches carry them as a third element.
+    """
+
+    def __init__(self, root, metadata, classes, *, batch_size: int = 32, image_size: int | None = None,
+                 crop: int | None = None, shuffle: bool = False, seed: int = 0, labelled: bool = True,
+                 augment=None, flip: bool = False, labels=None, **kwargs):
+        super().__init__(**kwargs)
+        if batch_size < 1:
+            raise ValueError(f"batch_size={batch_size}: expected a positive integer")
+        classes = [int(c) for c in classes]
+        if not classes or len(set(classes)) != len(classes):
+            raise ValueError(f"classes={classes!r}: expected distinct sirna_id values")
+        lookup = {c: i for i, c in enumerate(classes)}
+        if labels is not None:
+            labels = np.asarray(labels, dtype=np.int64)
+            if labels.shape != (len(metadata),) or labels.min(initial=0) < 0 or labels.max(initial=0) >= len(classes):
+                raise ValueError(f"labels: expected {len(metadata)} class indices in 0..{len(classes) - 1}")
+        else:
+            labels = np.array([lookup.get(int(s), -1) for s in metadata["sirna_id"]], dtype=np.int64)
+        if labelled:
+            metadata, labels = metadata[labels >= 0].reset_index(drop=True), labels[labels >= 0]
+        if len(metadata) == 0:
+            raise ValueError("metadata: no site left after selecting the classes; check the sirna_id values")
+        unknown = sorted(set(metadata["cell_type"]) - set(CELL_TYPES))
+        if unknown:
+            raise DataError(f"metadata: unknown cell type(s) {unknown}; expected {', '.join(CELL_TYPES)}")
+        self.root, self.metadata, self.classes = Path(root), metadata, classes
+        self.labels = labels
+        self.batch_size, self.image_size, self.crop = batch_size, image_size, crop
+        self.shuffle, self.labelled, self.augment, self.flip = shuffle, labelled, augment, flip
+        self.sample_weights = None
+        self._rng = np.random.default_rng(seed)
+        self._order = self._rng.permutation(len(metadata)) if shuffle else np.arange(len(metadata))
+
+    @property
+    def num_classes(self) -> int:
+        """Return the number of classes."""
+        return len(self.classes)
+
+    def __len__(self):
+        return int(np.ceil(len(self.metadata) / self.batch_size))
+
+    def cell_type_onehot(self, rows) -> np.ndarray:
+        """Return the (n, 4) one-hot cell-type codes of the given metadata rows."""
+        codes = np.array([CELL_TYPES.index(t) for t in rows["cell_type"]])
+        return np.eye(len(CELL_TYPES), dtype=np.float32)[codes]
+
+    def __getitem__(self, index):
+        if not 0 <= index < len(self):
+            raise IndexError(f"batch {index} out of range (0..{len(self) - 1})")
+        idx = self._order[index * self.batch_size:(index + 1) * self.batch_size]
+        rows = self.metadata.iloc[idx]
+        images = np.stack([load_site(self.root, r, image_size=self.image_size, crop=self.crop)
+                           for _, r in rows.iterrows()]).astype(np.float32) / 255.0
+        if self.flip:
+            images = np.stack([np.rot90(im[:, ::-1] if self._rng.uniform() < 0.5 else im, k=int(self._rng.integers(4)))
+                               for im in images])
+        inputs = {"image": images, "cell_type": self.cell_type_onehot(rows)}
+        if not self.labelled:
+            return (inputs,)
+        labels = np.eye(self.num_classes, dtype=np.float32)[self.labels[idx]]
+        if self.augment is not None:
+            inputs["image"], labels = self.augment(inputs["image"], labels)
+        if self.sample_weights is not None:
+            return inputs, labels, np.asarray(self.sample_weights, np.float32)[idx]
+        return inputs, labels
+
+    def on_epoch_end(self):
+        if self.shuffle:
+            self._order = self._rng.permutation(len(self.metadata))
+
+
+def load_arrays(sequence: RxRx1Sequence):
+    """Return ``(images, cell_types, labels)`` of every site of ``sequence`` in order (for small evaluation sets)."""
+    images, cell_types = [], []
+    for _, row in sequence.metadata.iterrows():
+        images.append(load_site(sequence.root, row, image_size=sequence.image_size, crop=sequence.crop))
+    cell_types = sequence.cell_type_onehot(sequence.metadata)
+    return np.stack(images).astype(np.float32) / 255.0, cell_types, sequence.labels.copy()
+
+
+def read_ground_truth(root):
+    """Return ``<root>/ground_truth.csv`` of a synthetic copy: the channel and region each siRNA changes."""
+    import pandas as pd
+
+    path = Path(root) / "ground_truth.csv"
+    if not path.is_file():
+        raise DataError(f"{path}: not found; only synthetic copies (cellkit.data.rxrx1.make_synthetic) have a ground truth")
+    return pd.read_csv(path)
+
+
+def plot_sites(images, titles, *, title: str = "Six channels per site"):
+    """Return a figure with one row per site (N, H, W, 6) and one column per channel, each titled by its stain."""
+    import matplotlib.pyplot as plt
+
+    images = np.asarray(images)
+    n = len(images)
+    fig, axes = plt.subplots(n, 6, figsize=(9.5, 1.65 * n + 0.6), squeeze=False)
+    for i in range(n):
+        for c in range(6):
+            ax = axes[i, c]
+            ax.imshow(images[i, ..., c], cmap="gray", vmin=0, vmax=max(float(images[..., c].max()), 1e-6))
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if i == 0:
+                ax.set_title(f"w{c + 1} {CHANNELS[c]}", fontsize=8)
+        axes[i, 0].set_ylabel(titles[i], fontsize=8)
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+# ---------------------------------------------------------------- the synthetic twin
+
+# Base morphology of each cell type: cells per site, cell and nucleus radius as a fraction of the
+# image side, elongation, irregularity and relative stain brightness (w1..w6).
+_MORPHOLOGY = {
+    "HEPG2": dict(cells=14, cell_r=0.09, nuc_r=0.55, elong=1.2, irregular=0.25,
+                  stain=(1.0, 0.8, 0.5, 0.9, 0.9, 0.6)),
+    "HUVEC": dict(cells=7, cell_r=0.13, nuc_r=0.35, elong=3.0, irregular=0.15,
+                  stain=(0.9, 0.7, 0.9, 0.7, 0.7, 0.7)),
+    "RPE": dict(cells=9, cell_r=0.11, nuc_r=0.42, elong=1.4, irregular=0.10,
+                stain=(0.8, 0.9, 0.7, 0.8, 0.6, 0.8)),
+    "U2OS": dict(cells=5, cell_r=0.17, nuc_r=0.33, elong=1.6, irregular=0.35,
+                 stain=(0.9, 0.6, 0.8, 0.6, 0.8, 0.9)),
+}
+
+# (channel 1..6, region) pairs where the stain has signal, so a change there is visible.
+_EFFECT_SITES = ((5, "cytoplasm"), (2, "perinuclear"), (4, "nucleus"), (3, "periphery"), (6, "perinuclear"),
+                 (1, "nucleus"), (5, "perinuclear"), (3, "cytoplasm"), (2, "cytoplasm"), (6, "periphery"))
+
+
+def _compartments(shape, cell_type: str, g: np.random.Generator):
+    """Return boolean masks (nucleus, nucleoli, perinuclear, cytoplasm, periphery, golgi) of one field of view."""
+    from scipy import ndimage
+
+    m = _MORPHOLOGY[cell_type]
+    side = shape[0]
+    n = max(2, int(round(m["cells"] * g.uniform(0.8, 1.2))))
+    radius = m["cell_r"] * side
+    centres = synth.place_points(n, shape, g, min_distance=1.2 * radius, margin=0.0)
+    cells = np.zeros(shape, bool)
+    masks = {k: np.zeros(shape, bool) for k in ("nucleus", "nucleoli", "perinuclear", "golgi")}
+    for centre in centres:
+        angle = g.uniform(0, np.pi)
+        cell = synth.blob(shape, centre, radius * g.uniform(0.85, 1.15), g, irregularity=m["irregular"],
+                          elongation=m["elong"], angle=angle)
+        nuc_r = radius * m["nuc_r"]
+        nucleus = synth.ellipse(shape, centre, (nuc_r * 1.15, nuc_r * 0.9), angle) & cell
+        ring = synth.ellipse(shape, centre, (nuc_r * 1.9, nuc_r * 1.6), angle) & cell & ~nucleus
+        off = centre + 1.25 * nuc_r * np.array([np.sin(angle + 1.0), np.cos(angle + 1.0)])
+        golgi = synth.ellipse(shape, off, (nuc_r * 0.55, nuc_r * 0.35), angle + 1.0) & cell & ~nucleus
+        for _ in range(int(g.integers(1, 4))):
+            spot = centre + g.normal(0, nuc_r * 0.35, 2)
+            masks["nucleoli"] |= synth.ellipse(shape, spot, (nuc_r * 0.22, nuc_r * 0.22)) & nucleus
+        cells |= cell
+        masks["nucleus"] |= nucleus
+        masks["perinuclear"] |= ring
+        masks["golgi"] |= golgi
+    inner = ndimage.binary_erosion(cells, iterations=max(1, side // 64))
+    masks["periphery"] = cells & ~inner
+    masks["cytoplasm"] = cells & ~masks["nucleus"]
+    masks["perinuclear"] &= ~masks["nucleus"]
+    return masks
+
+
+def _render(shape, cell_type: str, effects, g: np.random.Generator) -> list[np.ndarray]:
+    """Return the six noise-free stain signals (float, ~[0, 1]) of one site with ``effects`` applied.
+
+    ``effects`` is a list of ``(channel 1..6, region, factor)``: the signal of that channel is
+    multiplied by ``factor`` inside that region.
+    """
+    masks = _compartments(shape, cell_type, g)
+    f = {k: v.astype(np.float32) for k, v in masks.items()}
+    chromatin = synth.texture(shape, g, scale=1.0)
+    fibres = synth.texture(shape, g, scale=0.7)
+    puncta = synth.texture(shape, g, scale=0.6) ** 2
+    er = synth.texture(shape, g, scale=1.2)
+    stain = _MORPHOLOGY[cell_type]["stain"]
+    signals = [
+        f["nucleus"] * (0.55 + 0.45 * chromatin),
+        f["perinuclear"] * (0.5 + 0.5 * er) + 0.25 * f["cytoplasm"] * er,
+        0.75 * f["periphery"] + 0.3 * f["cytoplasm"] * fibres,
+        0.9 * f["nucleoli"] + 0.2 * f["nucleus"] + 0.1 * f["cytoplasm"],
+        f["cytoplasm"] * (0.15 + 0.85 * puncta),
+        0.9 * f["golgi"] + 0.3 * f["periphery"] + 0.1 * f["perinuclear"],
+    ]
+    signals = [s * b for s, b in zip(signals, stain)]
+    for channel, region, factor in effects:
+        signals[channel - 1] = signals[channel - 1] * np.where(masks[region], factor, 1.0).astype(np.float32)
+    return signals
+
+
+def _well_names(n: int, g: np.random.Generator) -> list[str]:
+    """Return ``n`` distinct 384-well names (rows B-O, columns 02-23, as RxRx1 uses), in random order."""
+    names = [f"{r}{c:02d}" for r in "BCDEFGHIJKLMNO" for c in range(2, 24)]
+    return [names[i] for i in g.permutation(len(names))[:n]]
+
+
+def make_synthetic(dest, *, fast: bool, seed: int) -> None:
+    """Write a synthetic RxRx1 copy into ``dest``: ``metadata.csv``, ``images/`` and ``ground_truth.csv``.
+
+    Full mode: 128x128 sites (the real ones are 512x512), 12 siRNA classes, four cell types with four
+    experiments each (two ``train``, two ``test``), two plates per experiment, three wells per class
+    and plate, two sites per well.  Fast mode: 48x48 sites, 4 classes, two ``train`` experiments and one ``test``
+    experiment per cell type, one plate, two wells per class.  Both modes have one negative control
+    (``EMPTY``, no effect) and one positive control (a strong effect) per plate, in two wells each.
+
+    Each treatment class changes one channel in one compartment (brighter or dimmer, with a
+    well-to-well penetrance); the positive control makes the Golgi/membrane stain (w6) four times brighter at the cell periphery.  Each experiment
+    has its own per-channel gain and background, each plate a further gain and its own
+    illumination gradient: the batch effects a model must see through on held-out experiments.
+    ``ground_truth.csv`` lists ``sirna, sirna_id, well_type, channel, channel_name, region, factor``.
+    """
+    dest = Path(dest)
+    if not isinstance(seed, (int, np.integer)):
+        raise ValueError(f"seed={seed!r}: expected an integer")
+    g = np.random.default_rng([int(seed), 4])
+    side = 48 if fast else 128
+    n_classes = 4 if fast else 12
+    experiments_per_type = 3 if fast else 4
+    plates = 1 if fast else 2
+    wells_per_class = 2 if fast else 3
+    shape = (side, side)
+
+    truth = []
+    for k in range(n_classes):
+        channel, region = _EFFECT_SITES[k % len(_EFFECT_SITES)]
+        factor = 2.5 if k % 2 == 0 else 0.3
+        truth.append(dict(sirna=f"s{100001 + 17 * k}", sirna_id=k, well_type="treatment", channel=channel,
+                          channel_name=CHANNELS[channel - 1], region=region, factor=factor))
+    truth.append(dict(sirna="s999001", sirna_id=n_classes, well_type="positive_control", channel=6,
+                      channel_name=CHANNELS[5], region="periphery", factor=4.0))
+    truth.append(dict(sirna="EMPTY", sirna_id=n_classes + 1, well_type="negative_control", channel=0,
+                      channel_name="none", region="none", factor=1.0))
+
+    rows = []
+    for cell_type in CELL_TYPES:
+        for e in range(experiments_per_type):
+            experiment = f"{cell_type}-{e + 1:02d}"
+            dataset = "train" if e < experiments_per_type - max(1, experiments_per_type // 2) else "test"
+            exp_gain = np.exp(g.normal(0, 0.15, 6))
+            exp_background = g.uniform(0.01, 0.08, 6)
+            for plate in range(1, plates + 1):
+                plate_gain = exp_gain * np.exp(g.normal(0, 0.08, 6))
+                light = synth.illumination(shape, g, strength=0.35)
+                plan = [t for t in truth for _ in range(wells_per_class if t["well_type"] == "treatment" else 2)]
+                wells = _well_names(len(plan), g)
+                for well, t in zip(wells, plan):
+                    penetrance = g.uniform(0.7, 1.0)
+                    effects = [] if t["channel"] == 0 else [
+                        (t["channel"], t["region"], float(t["factor"]) ** penetrance)]
+                    for site in (1, 2):
+                        signals = _render(shape, cell_type, effects, g)
+                        folder = dest / "images" / experiment / f"Plate{plate}"
+                        folder.mkdir(parents=True, exist_ok=True)
+                        for c, signal in enumerate(signals):
+                            img = synth.fluorescence(signal, g, gain=0.8 * plate_gain[c], background=exp_background[c],
+                                                     blur=0.7, photons=150.0, read_noise=0.01, illumination_field=light)
+                            write_png(folder / f"{well}_s{site}_w{c + 1}.png", synth.to_uint8(img))
+                        rows.append(dict(site_id=f"{experiment}_{plate}_{well}_{site}",
+                                         well_id=f"{experiment}_{plate}_{well}", cell_type=cell_type, dataset=dataset,
+                                         experiment=experiment, plate=plate, well=well, site=site,
+                                         well_type=t["well_type"], sirna=t["sirna"], sirna_id=t["sirna_id"]))
+    dest.mkdir(parents=True, exist_ok=True)
+    with open(dest / "metadata.csv", "w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=list(METADATA_COLUMNS))
+        writer.writeheader()
+        writer.writerows(rows)
+    with open(dest / "ground_truth.csv", "w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=list(truth[0]))
+        writer.writeheader()
+        writer.writerows(truth)
+
+
+__all__ = ["CHANNELS", "CELL_TYPES", "METADATA_COLUMNS", "REGIONS", "LAYOUT", "image_path", "read_metadata",
+           "select", "load_site", "RxRx1Sequence", "load_arrays", "plot_sites", "read_ground_truth", "make_synthetic"]

@@ -46,6 +46,13 @@ def masked_softmax(scores, mask=None):
 class _FrameAttention(keras.layers.Layer):
     """Base class: ``call(query (B, D), values (B, T, D), mask (B, T))`` -> ``(context (B, D), weights (B, T))``."""
 
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.supports_masking = True  # the mask is used in call(), and not passed on
+
+    def compute_mask(self, *args, **kwargs):
+        return None
+
     def scores(self, query, values):  # pragma: no cover - abstract
         raise NotImplementedError
 

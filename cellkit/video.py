@@ -145,6 +145,13 @@ class LastQueryAttention(keras.layers.Layer):
     attention row is a distribution over the whole sequence, comparable to the LSTM's.
     """
 
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.supports_masking = True
+
+    def compute_mask(self, *args, **kwargs):
+        return None
+
     def call(self, scores):
         return ops.mean(scores[:, :, -1, :], axis=1)
 
@@ -193,10 +200,23 @@ def rollout(model: keras.Model, frames: np.ndarray, steps: int) -> np.ndarray:
         raise ValueError(f"frames: {window.shape[0]} frames, expected the model's sequence length {seq_len}")
     out = []
     for _ in range(int(steps)):
-        nxt = np.asarray(model.predict(window[None], verbose=0)["frames"])[0, -1]
+        nxt = ops.convert_to_numpy(model(window[None], training=False)["frames"])[0, -1]
         out.append(nxt)
         window = np.concatenate([window[1:], nxt[None]], axis=0)
     return np.stack(out)
+
+
+def predict(model: keras.Model, x: np.ndarray, *, batch_size: int = 256) -> dict:
+    """Return the model's outputs on ``x`` as NumPy arrays, calling it directly on batches (no ``predict`` tracing).
+
+    For the small arrays of lab 05 a direct call is cheaper than ``model.predict``, which compiles a
+    prediction function per model and per input shape.
+    """
+    x = np.asarray(x, np.float32)
+    parts = [model(x[i:i + batch_size], training=False) for i in range(0, len(x), batch_size)]
+    if isinstance(parts[0], dict):
+        return {k: np.concatenate([ops.convert_to_numpy(p[k]) for p in parts]) for k in parts[0]}
+    return np.concatenate([ops.convert_to_numpy(p) for p in parts])
 
 
 def normalisation_leak(encoder: keras.Model, frames: np.ndarray, *, seed: int = 0) -> dict:
@@ -230,4 +250,4 @@ def normalisation_leak(encoder: keras.Model, frames: np.ndarray, *, seed: int = 
 
 
 __all__ = ["frame_encoder", "frame_decoder", "attention_lstm", "PositionEmbedding", "LastQueryAttention",
-           "conv_transformer", "rollout", "normalisation_leak"]
+           "conv_transformer", "rollout", "predict", "normalisation_leak"]

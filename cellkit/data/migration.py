@@ -348,12 +348,12 @@ def make_synthetic(dest: Path, *, fast: bool, seed: int) -> None:
     single-frame TIFFs ``t000.tif, t001.tif, ...``, and ``ground_truth.csv`` with the
     columns ``video,frame,event,cell``: the frame at which each planted event happens.
     Each video plants every event type of :data:`EVENT_TYPES` once, at frames about
-    8 apart (at least 3) (fast: 3 videos of 48 frames of 64x64; full: 8 videos of 120 frames of 128x128).
+    8 apart (at least 3) (fast: 3 videos of 40 frames of 64x64; full: 8 videos of 120 frames of 128x128).
     Frames are larger than the models' input so that the reader's resize is exercised.
     """
     dest = Path(dest)
     g = np.random.default_rng(seed)
-    n_videos, n_frames, size = (3, 48, 64) if fast else (8, 120, 128)
+    n_videos, n_frames, size = (3, 40, 64) if fast else (8, 120, 128)
     rows = []
     for v in range(n_videos):
         name = f"{v + 1:02d}"

@@ -119,9 +119,13 @@ def channel_attention(cam, image) -> np.ndarray:
 
 
 def channel_concordance(cam, image) -> np.ndarray:
-    """Return ``min_j d_j / d_i`` for the CAM-to-channel distances ``d`` of :func:`channel_attention`: 1 for the closest channel."""
+    """Return ``(min_j d_j + e) / (d_i + e)`` for the max-normalised distances ``d`` of :func:`channel_attention`.
+
+    1 for the channel the CAM resembles most, smaller for the others (``e = 1e-3`` keeps a
+    perfect match, ``d = 0``, finite).
+    """
     attention = np.atleast_2d(channel_attention(cam, image))
-    out = attention.min(axis=1, keepdims=True) / np.maximum(attention, 1e-12)
+    out = (attention.min(axis=1, keepdims=True) + 1e-3) / (attention + 1e-3)
     return out[0] if np.asarray(image).ndim == 3 else out
 
 

@@ -195,16 +195,29 @@ def train(model, x_train, y_train, x_val=None, y_val=None, *, epochs: int, batch
                      shuffle=True, verbose=verbose)
 
 
-def predict_classes(model, x, batch_size: int = 32) -> np.ndarray:
-    """Return the predicted class index of each image.
+def predict_batches(model, x, batch_size: int = 32) -> np.ndarray:
+    """Return ``model``'s outputs for ``x`` (class probabilities, or features), computed batch by batch.
 
-    The model is called batch by batch in inference mode rather than through
-    ``model.predict``, which TensorFlow would re-trace for every new model of a
-    repeated-runs experiment.
+    The model is called directly in inference mode rather than through
+    ``model.predict``, which would compile it first: TensorFlow re-traces it for
+    every new model of a repeated-runs experiment, and XLA (JAX) takes a minute
+    to compile a ResNet50 that is used once.
     """
-    probs = [keras.ops.convert_to_numpy(model(x[i:i + batch_size], training=False))
-             for i in range(0, len(x), batch_size)]
-    return np.argmax(np.concatenate(probs), axis=1)
+    if len(x) == 0:
+        raise ValueError("x: expected at least one image")
+    out = []
+    for i in range(0, len(x), batch_size):
+        batch = np.asarray(x[i:i + batch_size])
+        n = len(batch)
+        if n < batch_size and len(x) > batch_size:  # pad the last batch: one shape, one compilation (JAX)
+            batch = np.concatenate([batch, np.zeros((batch_size - n,) + batch.shape[1:], batch.dtype)])
+        out.append(keras.ops.convert_to_numpy(model(batch, training=False))[:n])
+    return np.concatenate(out)
+
+
+def predict_classes(model, x, batch_size: int = 32) -> np.ndarray:
+    """Return the predicted class index of each image (see :func:`predict_batches`)."""
+    return np.argmax(predict_batches(model, x, batch_size), axis=1)
 
 
 def accuracy(y_true, y_pred) -> float:
@@ -365,5 +378,5 @@ def plot_architecture(model=None, *, title: str = "The LeNet-inspired CNN for me
 
 __all__ = ["INPUT_SHAPE", "N_CLASSES", "LENET_PARAMS", "LENET_LAYER_PARAMS", "LENET_LAYER_TYPES", "LENET_SHAPES",
            "build_lenet", "conv_params", "dense_params", "RandomRot90", "augmentation", "build_improved", "layer_kinds",
-           "compile_classifier", "to_inputs", "train", "predict_classes", "accuracy", "per_class_accuracy",
-           "fit_and_score", "build_feature_extractor", "build_head", "plot_architecture"]
+           "compile_classifier", "to_inputs", "train", "predict_batches", "predict_classes", "accuracy",
+           "per_class_accuracy", "fit_and_score", "build_feature_extractor", "build_head", "plot_architecture"]

@@ -175,7 +175,7 @@ def plot_scores(results: dict, *, chance: float | None = None, title: str = "Val
     """Return a figure of each model's repeated scores (dots) with their mean and +/- 1 SD bar."""
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(1.6 + 1.4 * len(results), 3.6))
+    fig, ax = plt.subplots(figsize=(max(5.5, 1.6 + 1.4 * len(results)), 3.6))
     for i, (name, scores) in enumerate(results.items()):
         scores = np.asarray(scores, dtype=float)
         mean, sd = mean_and_spread(scores)

@@ -285,7 +285,7 @@ def synthetic_counts(fast: bool) -> dict:
     return {c: 16 for c in MOA_CLASSES} if fast else dict(REAL_COUNTS)
 
 
-def make_synthetic(dest: Path, *, fast: bool, seed: int) -> None:
+def make_synthetic(dest: Path, *, fast: bool, seed: int, per_moa: int | None = None) -> None:
     """Write a synthetic copy of the BBBC021 subset into ``dest``, with its ground truth.
 
     Layout: ``dest/<MoA>/bbbc021v1_<n>.png`` (256x256 RGB uint8: DNA, tubulin,
@@ -300,18 +300,26 @@ def make_synthetic(dest: Path, *, fast: bool, seed: int) -> None:
     has its own cell density, exposure, focus and illumination.  File numbers
     run consecutively within a treatment, treatments in a shuffled order with
     neighbours of different MoAs, as in the real subset.
+
+    ``per_moa`` (a multiple of the treatment size, 4 or 12) overrides the number of
+    images per MoA, for quick tests.
     """
     dest = Path(dest)
     if not isinstance(seed, (int, np.integer)):
         raise ValueError(f"seed={seed!r}: expected an integer")
     g = np.random.default_rng([int(seed), 2])
     per_treatment = 4 if fast else 12
+    counts = synthetic_counts(fast)
+    if per_moa is not None:
+        if not isinstance(per_moa, (int, np.integer)) or per_moa < per_treatment or per_moa % per_treatment:
+            raise ValueError(f"per_moa={per_moa!r}: expected a positive multiple of {per_treatment}")
+        counts = {moa: int(per_moa) for moa in counts}
     wells = per_treatment // 4
     n_plates = 3 if fast else 8
     plates = [dict(gain=np.exp(g.normal(0, 0.12, 3)), background=g.uniform(0.01, 0.05, 3),
                    illum=g.uniform(0.1, 0.35)) for _ in range(n_plates)]
     treatments = []
-    for moa, count in synthetic_counts(fast).items():
+    for moa, count in counts.items():
         n_treat = count // per_treatment
         compounds = _COMPOUNDS[moa]
         for t in range(n_treat):

@@ -108,7 +108,7 @@ def _cmd_grade(args) -> int:
 
     result = grade(args.submissions, args.lab, args.out, workers=args.workers, timeout=args.timeout,
                    memory_limit=args.memory, fast=not args.full, regrade=args.regrade, source=args.source,
-                   sandbox=False if args.no_sandbox else None, keep_logs=args.keep_logs)
+                   sandbox=False if args.no_sandbox else None, keep_logs=args.keep_logs, autograder=args.autograder)
     return 0 if all(r["status"] != "error" for r in result["rows"].values()) else 1
 
 
@@ -205,6 +205,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--regrade", action="store_true", help="grade again the submissions already in the gradebook")
     p.add_argument("--no-sandbox", action="store_true", help="plain processes even where namespaces work")
     p.add_argument("--keep-logs", action="store_true", help="keep each notebook's output in OUT_STEM-feedback/.logs/")
+    p.add_argument("--autograder", default=None,
+                   help="otter autograder zip to grade with (default build/autograder/LAB-autograder.zip; "
+                        "e.g. the release's instructors/autograder/ copy)")
     p.set_defaults(func=_cmd_grade)
     return parser
 

@@ -937,7 +937,7 @@ def _unpack(submissions: Path, into: Path) -> Path:
 def grade(submissions, lab, out, *, workers: int | None = None, timeout: float = 600, memory_limit: float = 6.0,
           fast: bool = True, regrade: bool = False, source: str | None = None, cell_timeout: float | None = None,
           test_timeout: float = 120, sandbox: bool | None = None, root=None, keep_logs: bool = False,
-          verbose: bool = True) -> dict:
+          autograder=None, verbose: bool = True) -> dict:
     """Return the gradebook rows (by student id) after grading every submission of ``lab``.
 
     Parameters
@@ -965,6 +965,9 @@ def grade(submissions, lab, out, *, workers: int | None = None, timeout: float =
         The budget for the cells (default ``timeout``).
     sandbox : bool, optional
         Use namespaces (default: when available); ``False`` runs plain processes (audit hook and limits only).
+    autograder : path, optional
+        The otter autograder zip whose tests grade (default ``build/autograder/LAB-autograder.zip``); pass the
+        release's ``instructors/autograder/LAB-autograder.zip`` to grade against exactly what was released.
 
     Returns
     -------
@@ -979,6 +982,10 @@ def grade(submissions, lab, out, *, workers: int | None = None, timeout: float =
     root = Path(root) if root else None
     lab = resolve_labs([str(lab)], root)[0]
     paths = _release_paths(lab, root)
+    if autograder is not None:
+        paths["autograder"] = Path(autograder).resolve()
+        if not paths["autograder"].is_file():
+            raise FileNotFoundError(f"autograder={autograder}: no such zip")
     submissions, out = Path(submissions).resolve(), Path(out).resolve()
     if not submissions.exists():
         raise FileNotFoundError(f"submissions={submissions}: no such folder or zip")

@@ -206,7 +206,6 @@ def test_gradebook_survives_a_killed_grader(tmp_path, notebooks):
     grader.wait()
     first = grading.read_gradebook(out)
     assert 1 <= len(first) < 3, "the grader should have been killed halfway"
-    assert not list(tmp_path.glob(".grades.csv.*")) or True  # a leftover temp file is harmless: never read
     subprocess.run(cmd, cwd=ROOT, check=True, stdout=subprocess.DEVNULL, timeout=300)
     with open(out, newline="") as f:
         ids = [row["id"] for row in csv.DictReader(f)]

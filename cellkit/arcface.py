@@ -299,7 +299,7 @@ def densenet121_backbone(input_shape, *, imagenet: bool = True, verbose: bool = 
                                              input_shape=input_shape[:-1] + (3,))
     except Exception as exc:  # offline: keras raises several kinds of network error
         if verbose:
-            print(f"DenseNet121 backbone: ImageNet weights unavailable ({type(exc).__name__}); "
+            print(f"DenseNet121 backbone: ImageNet weights unavailable ({type(exc).__name__}: {str(exc)[:120]}); "
                   "using RANDOM initial weights")
         return model
     for target, source in zip(model.layers, rgb.layers):

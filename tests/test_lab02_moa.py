@@ -149,6 +149,22 @@ def test_loader_reads_a_layout_anywhere_and_samples_by_group(tmp_path):
         bbbc021.load_bbbc021(root, per_class=0)
 
 
+def test_small_sample_of_the_real_layout_keeps_two_treatments_per_class(tmp_path):
+    from cellkit import validation
+    from cellkit.data.registry import get_dataset
+
+    # the real subset's names, with blank images: a run of 36 images must not fill a class's sample alone
+    for f in get_dataset("bbbc021_statpred2019").files:
+        if f.path.startswith(("Kinase_inhibitors", "Eg5_inhibitors")):
+            _write(tmp_path / f.path, np.zeros((256, 256, 3), np.uint8))
+    classes = ("Eg5_inhibitors", "Kinase_inhibitors")
+    for seed in range(5):
+        data = bbbc021.load_bbbc021(tmp_path, class_names=classes, per_class=16, seed=seed, verbose=False)
+        assert data.counts() == {c: 16 for c in classes}
+        train, val = validation.grouped_split(data.groups, data.labels, 0.25, seed=seed)
+        assert validation.shared_groups(train, val, data.groups) == []
+
+
 def test_loader_errors_name_the_problem(tmp_path):
     with pytest.raises(DataError, match="folder not found"):
         bbbc021.load_bbbc021(tmp_path / "nowhere")

@@ -165,9 +165,10 @@ def load_bbbc021(folder, *, class_names=MOA_CLASSES, per_class: int | None = Non
     class_names : sequence of str
         The MoA folders to read; their order fixes the class indices.
     per_class : int, optional
-        Keep at most this many images per class, taking whole treatment groups in
-        a random order (seeded) and cutting the last one, so that a small sample
-        (fast mode) still spans several treatments.  Default: every image.
+        Keep at most this many images per class, taking treatment groups in a
+        random order (seeded), at most half of the sample from any one group, so
+        that a small sample (fast mode) still spans several treatments.  Default:
+        every image.
     seed : int
         Seed of that sample.
     verbose : bool
@@ -220,11 +221,20 @@ def _sample_by_group(labels, groups, per_class, seed) -> np.ndarray:
     keep = []
     for k in np.unique(labels):
         idx = np.flatnonzero(labels == k)
+        if len(idx) <= per_class:
+            keep.extend(idx)
+            continue
+        # at most half the sample from one group, so that a grouped split still has two groups per class
+        cap = max(1, per_class // 2)
+        order = g.permutation(np.unique(groups[idx]))
         taken = []
-        for grp in g.permutation(np.unique(groups[idx])):
-            taken.extend(idx[groups[idx] == grp])
+        for grp in order:
+            taken.extend(idx[groups[idx] == grp][:cap])
             if len(taken) >= per_class:
                 break
+        if len(taken) < per_class:  # too few groups for the cap: fill up from the groups already opened
+            rest = [i for grp in order for i in idx[groups[idx] == grp] if i not in set(taken)]
+            taken.extend(rest[:per_class - len(taken)])
         keep.extend(sorted(taken[:per_class]))
     return np.array(keep, dtype=np.int64)
 

@@ -428,15 +428,27 @@ def _worker_main(cfg: dict) -> None:
 
 # ---------------------------------------------------------------------------------------------- the grader
 
-def _release_paths(lab: str, root: Path | None) -> dict:
+def _release_paths(lab: str, root: Path | None, *, build_missing: bool = True) -> dict:
     from cellkit.course import repo_root
 
     root = Path(root) if root else repo_root()
     paths = {"root": root, "notebook": root / "labs" / lab / f"{lab}.ipynb", "public": root / "labs" / lab / "tests",
              "autograder": root / "build" / "autograder" / f"{lab}-autograder.zip"}
-    for key in ("notebook", "public", "autograder"):
+    for key in ("notebook", "public"):
         if not paths[key].exists():
             raise FileNotFoundError(f"{paths[key]} is missing: run 'cellkit course build {lab}' first")
+    if build_missing and not paths["autograder"].exists():
+        # A fresh clone has labs/ (committed) but not build/ (generated): build the autograder from the
+        # committed master, leaving labs/ and the master untouched.
+        from cellkit.course import build_lab
+
+        master = root / "solutions" / lab / f"{lab}.ipynb"
+        if not master.is_file():
+            raise FileNotFoundError(f"{paths['autograder']} is missing and so is the master {master}: "
+                                    "pass autograder= (the released instructors/autograder zip)")
+        print(f"{paths['autograder']} is missing: building it from {master} ...", flush=True)
+        with tempfile.TemporaryDirectory() as tmp:
+            build_lab(lab, root, labs_dir=Path(tmp), write_master=False)
     return paths
 
 
@@ -981,7 +993,7 @@ def grade(submissions, lab, out, *, workers: int | None = None, timeout: float =
     t0 = time.perf_counter()
     root = Path(root) if root else None
     lab = resolve_labs([str(lab)], root)[0]
-    paths = _release_paths(lab, root)
+    paths = _release_paths(lab, root, build_missing=autograder is None)
     if autograder is not None:
         paths["autograder"] = Path(autograder).resolve()
         if not paths["autograder"].is_file():

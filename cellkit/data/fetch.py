@@ -196,16 +196,34 @@ def _extract(archive: Path, members: str, dest: Path) -> None:
         raise DataError(f"{archive}: not a valid zip archive ({exc}); it was deleted, fetch again") from exc
 
 
+def generator_fingerprint(dataset) -> str:
+    """Return a short hash of the source of ``dataset``'s generator module and the drawing toolkit."""
+    import importlib
+    import inspect
+
+    from cellkit.data import synth
+
+    module = importlib.import_module(dataset.synthetic.partition(":")[0])
+    digest = hashlib.sha256()
+    for mod in (module, synth):
+        digest.update(Path(inspect.getsourcefile(mod)).read_bytes())
+    return digest.hexdigest()[:10]
+
+
 def synthesize(name: str, config: Config | None = None, *, dest=None, overwrite: bool = False) -> Path:
     """Return the folder of a synthetic copy of dataset ``name``, generating it if needed.
 
     The copy is written by the dataset's generator in the real layout, under
-    ``CELLKIT_DATA_DIR/synthetic/<name>/<fast|full>-seed<seed>`` unless ``dest`` is
-    given, and appears only when complete.
+    ``CELLKIT_DATA_DIR/synthetic/<name>/<fast|full>-seed<seed>-<generator fingerprint>``
+    unless ``dest`` is given, and appears only when complete.  The fingerprint changes
+    with the generator's code, so an updated cellkit never reads a stale synthetic copy.
     """
     config = config or get_config()
     dataset = get_dataset(name)
-    dest = Path(dest) if dest else config.data_dir / "synthetic" / name / f"{config.mode}-seed{config.seed}"
+    if not dest:
+        key = f"{config.mode}-seed{config.seed}-{generator_fingerprint(dataset)}"
+        dest = config.data_dir / "synthetic" / name / key
+    dest = Path(dest)
     if (dest / _COMPLETE).is_file() and not overwrite:
         return dest
     generator = dataset.generator()

@@ -21,13 +21,13 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 run: $(STAMP)
-	MPLBACKEND=Agg $(BIN)/cellkit run --fast --source synthetic --walkthroughs --out build
+	$(BIN)/cellkit run --fast --source synthetic --walkthroughs --out build
 
 test: $(STAMP)
 	MPLBACKEND=Agg $(BIN)/python -m pytest -n 2 --dist loadfile --nbval-lax
 
 full: $(STAMP)
-	MPLBACKEND=Agg $(BIN)/cellkit run --full --source synthetic --out build/full
+	$(BIN)/cellkit run --full --source synthetic --out build/full
 
 build: $(STAMP)
 	$(BIN)/cellkit course build

@@ -61,7 +61,8 @@ def run(names=(), *, fast: bool | None = None, source: str | None = None, out: P
     report_dir = out / "report"
     for d in (executed, report_dir):
         d.mkdir(parents=True, exist_ok=True)
-    env = {"CELLKIT_REPORT_DIR": str(report_dir.resolve()), "MPLBACKEND": "Agg"}
+    # inline: the executed notebooks keep their figures (Agg would drop them)
+    env = {"CELLKIT_REPORT_DIR": str(report_dir.resolve()), "MPLBACKEND": "module://matplotlib_inline.backend_inline"}
     if fast is not None:
         env["CELLKIT_FAST"] = "1" if fast else "0"
     if source is not None:

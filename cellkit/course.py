@@ -72,6 +72,9 @@ if "google.colab" in sys.modules:
                     "{pip_spec(version)}", "otter-grader"], check=True)
 
 import cellkit
+from cellkit.release import check_version
+
+check_version("{version or course_version()}")  # warns, with the fix, if the installed cellkit is another release
 {grading}config = cellkit.setup("{lab}")  # prints backend, device, fast/full mode and data source'''
 
 

@@ -41,3 +41,16 @@ def test_version_lives_in_one_place(repo_root):
 
     assert _pyproject(repo_root)["tool"]["setuptools"]["dynamic"]["version"]["attr"] == "cellkit.__version__"
     assert re.fullmatch(r"\d+\.\d+\.\d+", cellkit.__version__)
+
+
+def test_readme_opens_every_lab_and_names_the_two_commands(repo_root):
+    from cellkit import course
+
+    readme = (repo_root / "README.md").read_text()
+    for lab in course.labs(repo_root):
+        assert course.colab_url(lab) in readme, f"README.md has no Colab badge for {lab} at the release tag"
+    makefile = (repo_root / "Makefile").read_text()
+    for target in ("run", "test"):
+        assert f"make {target}" in readme, f"README.md does not show 'make {target}'"
+        assert re.search(rf"^{target}:", makefile, re.M), f"Makefile has no '{target}' target"
+    assert re.search(r"^make test$", (repo_root / ".ci" / "run").read_text(), re.M), ".ci/run must call 'make test'"

@@ -16,8 +16,9 @@ lab's memory, compiled functions or backend never leak into the next):
 * **training**: the lab's real model and batch size, a few ``train_on_batch``
   steps on one real batch of the lab's (synthetic-source) data after a warm-up;
 * **pipeline**: the lab's real loader (its ``PyDataset``, or its arrays) iterated
-  through the same Keras data adapter ``fit`` uses, for the same batches, with the
-  ratio pipeline rate / training rate (below 1: the loader is the bottleneck).
+  through the same Keras data adapter ``fit`` uses, on its own (before training, so that
+  no prefetched queue flatters it), with the ratio pipeline rate / training rate
+  (below 1: the loader is the bottleneck).
 
 The table goes to stdout and, atomically, to ``--out``.  See ``benchmarks/README.md``.
 """
@@ -131,30 +132,37 @@ def bench_02(config) -> Bench:
 
 
 def bench_03(config) -> Bench:
-    """Lab 03: 16 per-cytokine CNNs trained as one branched model, fed by BranchBatches (batch 32 wells a branch)."""
+    """Lab 03: 16 per-cytokine wide CNNs trained as one branched model, fed by BranchBatches (32 wells a branch)."""
     import keras
     import numpy as np
 
     from cellkit import cytokine_models as cm
     from cellkit.data import dataset_path
     from cellkit.data.cytokines import load_plate
+    from cellkit.data.io import minmax_scale
 
-    images, _ = load_plate(dataset_path("cytokines_wbc", config))
-    images = np.asarray(images, np.float32)
-    source = cm.flip_views(images / max(float(images.max()), 1.0))  # (4 views, wells, 64, 64)
+    raw, _ = load_plate(dataset_path("cytokines_wbc", config))
+    images = np.stack([minmax_scale(im) for im in raw])
+    size = config.pick(full=64, fast=40)
+    if size != images.shape[-1]:
+        images = keras.ops.convert_to_numpy(keras.ops.image.resize(images[..., None], (size, size),
+                                                                   antialias=True))[..., 0]
+    source = cm.flip_views(images)  # (4 views: original, h, v, t; wells; size; size)
     branches, batch, kind = 16, 32, "wide"
+    # a branch's training fold: fast keeps <= 20 wells a class (half in training) with one flip view added;
+    # full trains on about half of a balanced set, with all three flips ("hvt", the largest augmentation)
+    wells, views = config.pick(full=(80, 4), fast=(20, 2))
     g = np.random.default_rng(config.seed)
-    wells_per_branch = config.pick(full=150, fast=60)  # a balanced training fold, with its 4 flip views
-    samples = [np.array([(v, w) for v in range(4) for w in g.choice(source.shape[1], wells_per_branch, replace=False)])
+    samples = [np.array([(v, w) for v in range(views) for w in g.choice(source.shape[1], wells, replace=False)])
                for _ in range(branches)]
     labels = [g.integers(0, 2, len(s)) for s in samples]
-    model = cm.build_branched(kind, branches, image_size=source.shape[-1])
+    model = cm.build_branched(kind, branches, image_size=size)
     model.compile(optimizer=keras.optimizers.Adam(1e-3),
                   loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
     loader = cm.BranchBatches(source, samples, labels, batch_size=batch, train=True, seed=config.seed)
     return Bench(model, loader, None, batch * branches,
                  f"{branches} wide CNNs as one branched model ({model.count_params() / 1e6:.0f} M params), "
-                 f"64x64, batch {batch} wells x {branches} branches")
+                 f"{size}x{size}, batch {batch} wells x {branches} branches")
 
 
 def bench_04(config) -> Bench:
@@ -328,16 +336,26 @@ def measure_throughput(bench: Bench, *, warmup: int = 2, min_steps: int = 3, max
                        target_s: float = 6.0) -> dict:
     """Return training and pipeline rates (images/s) of a :class:`Bench`, and their ratio.
 
-    Training: ``warmup`` untimed ``train_on_batch`` calls (tracing, compilation), then
-    between ``min_steps`` and ``max_steps`` timed calls on one batch, stopping after
-    ``target_s`` seconds.  Pipeline: one untimed batch, then as many batches as training
-    steps drawn through the data adapter ``fit`` uses.  Each rate is the best of three
-    consecutive windows of its steps (see :func:`_best_window`).
+    Pipeline first, on a fresh iterator: one untimed batch, then between ``min_steps`` and
+    ``max_steps`` batches drawn through the data adapter ``fit`` uses, stopping after
+    ``target_s`` seconds.  It must come first: ``fit``'s adapters prefetch in the background
+    (``tf.data`` AUTOTUNE), so batches drawn after a long training phase would come from a
+    full queue and say nothing about the loader.  Training: ``warmup`` untimed
+    ``train_on_batch`` calls (tracing, compilation) on the first batch, then as many timed
+    calls (``min_steps`` at least).  Each rate is the best of three consecutive windows of its
+    steps (see :func:`_best_window`).
     """
     import keras
 
     batches = _adapter_batches(bench.data, bench.batch_size)
     first = next(batches)
+    pipeline_times, start = [], time.perf_counter()
+    while len(pipeline_times) < min_steps or (len(pipeline_times) < max_steps
+                                              and time.perf_counter() - start < target_s):
+        t0 = time.perf_counter()
+        next(batches)
+        pipeline_times.append(time.perf_counter() - t0)
+    del batches  # stop any background prefetching before training is timed
     x, y, sw = keras.utils.unpack_x_y_sample_weight(first)
     for _ in range(warmup):
         bench.model.train_on_batch(x, y, sample_weight=sw)
@@ -346,11 +364,6 @@ def measure_throughput(bench: Bench, *, warmup: int = 2, min_steps: int = 3, max
         t0 = time.perf_counter()
         bench.model.train_on_batch(x, y, sample_weight=sw)
         train_times.append(time.perf_counter() - t0)
-    pipeline_times = []
-    while len(pipeline_times) < max(len(train_times), min_steps):
-        t0 = time.perf_counter()
-        next(batches)
-        pipeline_times.append(time.perf_counter() - t0)
     train_s, pipeline_s = _best_window(train_times), _best_window(pipeline_times)
     train_rate, pipeline_rate = bench.images_per_batch / train_s, bench.images_per_batch / pipeline_s
     return {"what": bench.what, "images_per_batch": bench.images_per_batch, "train_steps": len(train_times),
@@ -414,10 +427,13 @@ def run_notebook(lab: str, mode: str, source: str, timeout: int = 3600) -> dict:
         sampler.stop.set()
         sampler.join()
         probe = json.loads(probe_path.read_text()) if probe_path.is_file() else {}
+        recorded = Path(tmp) / "report" / f"{name}.json"  # the key metric the notebook records (cellkit.report)
+        metric = json.loads(recorded.read_text()) if recorded.is_file() else {}
     children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024
     peak = max(children, sampler.peak, probe.get("kernel_maxrss_bytes", 0))
     return {"ok": ok, "seconds": seconds, "error": error, "peak_rss_bytes": peak,
-            "gpu_peak_bytes": probe.get("gpu_peak_bytes"), "device": probe.get("device")}
+            "gpu_peak_bytes": probe.get("gpu_peak_bytes"), "device": probe.get("device"),
+            "metric": metric.get("metric"), "value": metric.get("value")}
 
 
 def _worker(kind: str, lab: str, mode: str, source: str) -> dict:
@@ -477,19 +493,22 @@ def render_table(rows: list[dict], header: dict) -> str:
         "",
         f"Versions: {header['versions']}",
         "",
-        "| lab | mode | notebook wall | peak RAM | peak GPU | model and batch | train (img/s) | pipeline (img/s) "
-        "| pipeline / train | Colab free tier (12 GB RAM, 16 GB T4) |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| lab | mode | notebook wall | key metric | peak RAM | peak GPU | model and batch | train (img/s) "
+        "| pipeline (img/s) | pipeline / train | Colab free tier (12 GB RAM, 16 GB T4) |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     has_gpu = header["device"].startswith("GPU")
     for row in rows:
         nb, tp = row.get("notebook"), row.get("throughput")
+        metric = "-"
         if nb is None:
             wall = ram = gpu = "not run"
             budget = "-"
         elif "error" in nb and "ok" not in nb:
             wall, ram, gpu, budget = f"ERROR: {nb['error']}", "-", "-", "-"
         else:
+            if nb.get("metric") and nb.get("value") is not None:
+                metric = f"{nb['metric']} = {nb['value']:.3g}"
             wall = f"{nb['seconds']:.0f} s" + ("" if nb["ok"] else f" FAILED: {nb['error'][:80]}")
             ram = _gb(nb["peak_rss_bytes"])
             gpu = _gb(nb["gpu_peak_bytes"]) if nb.get("gpu_peak_bytes") else ("no GPU" if not has_gpu else "-")
@@ -503,7 +522,7 @@ def render_table(rows: list[dict], header: dict) -> str:
             train = f"{tp['train_images_per_s']:,.0f}"
             pipe = f"{tp['pipeline_images_per_s']:,.0f}"
             ratio = f"{tp['ratio']:.1f}x" + (" **LOADER-BOUND**" if tp["ratio"] < 1 else "")
-        lines.append(f"| {row['lab']} | {row['mode']} | {wall} | {ram} | {gpu} | {what} | {train} | {pipe} | {ratio} "
+        lines.append(f"| {row['lab']} | {row['mode']} | {wall} | {metric} | {ram} | {gpu} | {what} | {train} | {pipe} | {ratio} "
                      f"| {budget} |")
     return "\n".join(lines) + "\n"
 

@@ -35,7 +35,8 @@ def test_tiny_fake_lab_table():
     slow_loader = dict(measured, pipeline_images_per_s=1.0, train_images_per_s=4.0, ratio=0.25)
     rows = [
         {"lab": "99_fake", "mode": "fast", "throughput": measured,
-         "notebook": {"ok": True, "seconds": 12.0, "error": "", "peak_rss_bytes": 2.5e9, "gpu_peak_bytes": None}},
+         "notebook": {"ok": True, "seconds": 12.0, "error": "", "peak_rss_bytes": 2.5e9, "gpu_peak_bytes": None,
+                      "metric": "test accuracy", "value": 0.98765}},
         {"lab": "99_fake", "mode": "full", "notebook": None, "throughput": slow_loader},
         {"lab": "98_broken", "mode": "fast", "notebook": {"error": "timed out after 10 s"},
          "throughput": {"error": "worker exited 1: ValueError"}},
@@ -46,7 +47,7 @@ def test_tiny_fake_lab_table():
     assert len(table) == 1 + len(rows)  # header line + one row each
     assert all(line.count("|") == table[0].count("|") for line in table)
     fast, full, broken = table[1:]
-    assert "12 s" in fast and "2.5 GB" in fast and "no GPU" in fast and "9.5 GB spare" in fast
+    assert "12 s" in fast and "2.5 GB" in fast and "no GPU" in fast and "9.5 GB spare" in fast and "test accuracy = 0.988" in fast
     assert "LOADER-BOUND" in full and "0.2x" in full and "not run" in full
     assert "LOADER-BOUND" not in fast
     assert "ERROR: timed out" in broken and "ERROR: worker exited 1" in broken

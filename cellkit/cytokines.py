@@ -117,19 +117,30 @@ def balance(labels, *, seed: int) -> np.ndarray:
     return np.sort(np.concatenate([minority, kept]))
 
 
-def balanced_sets(labels, *, seed: int, min_producers: int = MIN_PRODUCERS, min_wells: int = MIN_WELLS) -> dict:
+def balanced_sets(labels, *, seed: int, min_producers: int = MIN_PRODUCERS, min_wells: int = MIN_WELLS,
+                  max_per_class: int | None = None) -> dict:
     """Return ``{cytokine: positions of its balanced wells}`` for the cytokines that survive both rules.
 
     Each cytokine is balanced on its own (its own random draw, seeded by ``seed`` and
     its column number), so that no model can see another cytokine's selection.
+    ``max_per_class`` (fast mode) then keeps at most that many random wells of each
+    class, after the ``min_wells`` rule.
     """
+    if max_per_class is not None and max_per_class < 2:
+        raise ValueError(f"max_per_class={max_per_class!r}: expected None or at least 2")
     sets = {}
     for i, name in enumerate(labels.columns):
         if name not in modelable_cytokines(labels[[name]], min_producers=min_producers):
             continue
-        positions = balance(labels[name].to_numpy(), seed=seed * 1000 + i)
-        if len(positions) >= min_wells:
-            sets[name] = positions
+        y = labels[name].to_numpy()
+        positions = balance(y, seed=seed * 1000 + i)
+        if len(positions) < min_wells:
+            continue
+        if max_per_class is not None:
+            g = np.random.default_rng([seed, i, 1])
+            positions = np.sort(np.concatenate([g.permutation(positions[y[positions] == c])[:max_per_class]
+                                                for c in (0, 1)]))
+        sets[name] = positions
     return sets
 
 

@@ -1,0 +1,361 @@
+"""Lab 03 (cytokines from 64x64 well images): loader, synthetic plate, labels, balancing, CV, statistics, models."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from cellkit import cytokine_models as cm
+from cellkit import cytokines as ck
+from cellkit import stats
+from cellkit.data import cytokines as plate
+from cellkit.errors import DataError
+
+
+@pytest.fixture(scope="module")
+def synthetic(tmp_path_factory):
+    """Return the folder of one synthetic plate (seed 7), generated once for the module."""
+    dest = tmp_path_factory.mktemp("cytokines") / "plate"
+    dest.mkdir()
+    plate.make_synthetic(dest, fast=True, seed=7)
+    return dest
+
+
+def _tiny_plate(root, wells=("A01", "A02", "B01", "B02"), shape=(64, 64), n_cytokines=3):
+    from cellkit.data.io import write_tiff
+
+    (root / "images").mkdir(parents=True, exist_ok=True)
+    for i, well in enumerate(wells):
+        write_tiff(root / "images" / f"{well}.tif", np.full(shape, 100 * (i + 1), np.uint16))
+    table = pd.DataFrame({"well": list(wells), **{f"C{j}": np.arange(len(wells)) * 0.1 * (j + 1)
+                                                 for j in range(n_cytokines)}})
+    table.to_csv(root / "cytokines.csv", index=False)
+    return root
+
+
+# ---------------------------------------------------------------- loader
+
+
+def test_loader_reads_a_small_layout(tmp_path):
+    root = _tiny_plate(tmp_path / "p")
+    images, table = plate.load_plate(root, wells=("A01", "A02", "B01", "B02"), n_cytokines=3)
+    assert images.shape == (4, 64, 64) and images.dtype == np.uint16
+    assert list(table.index) == ["A01", "A02", "B01", "B02"] and table.shape == (4, 3)
+    assert images[2, 0, 0] == 300, "images must be stacked in well order"
+
+
+@pytest.mark.parametrize("damage, words", [
+    (lambda r: __import__("shutil").rmtree(r), "folder not found"),
+    (lambda r: (r / "cytokines.csv").unlink(), "cytokine table not found"),
+    (lambda r: (r / "images" / "B01.tif").unlink(), "B01.tif"),
+    (lambda r: (r / "images" / "A02.tif").write_bytes(b"not a tiff at all"), "A02.tif"),
+    (lambda r: pd.read_csv(r / "cytokines.csv").rename(columns={"well": "Well"}).to_csv(r / "cytokines.csv",
+                                                                                      index=False), "'well' column"),
+    (lambda r: pd.read_csv(r / "cytokines.csv").iloc[:3].to_csv(r / "cytokines.csv", index=False), "missing from the table"),
+    (lambda r: pd.read_csv(r / "cytokines.csv").assign(C1="high").to_csv(r / "cytokines.csv", index=False),
+     "non-numeric"),
+    (lambda r: pd.read_csv(r / "cytokines.csv").drop(columns="C2").to_csv(r / "cytokines.csv", index=False),
+     "expected 3"),
+])
+def test_loader_errors_name_the_problem(tmp_path, damage, words):
+    root = _tiny_plate(tmp_path / "p")
+    damage(root)
+    with pytest.raises(DataError, match=words):
+        plate.load_plate(root, wells=("A01", "A02", "B01", "B02"), n_cytokines=3)
+
+
+def test_loader_rejects_wrong_image_shape(tmp_path):
+    root = _tiny_plate(tmp_path / "p", shape=(32, 64))
+    with pytest.raises(DataError, match=r"A01.tif: shape \(32, 64\), expected a 64x64 grey image"):
+        plate.load_plate(root, wells=("A01", "A02", "B01", "B02"), n_cytokines=3)
+
+
+def test_ground_truth_missing_on_real_layout(tmp_path):
+    with pytest.raises(DataError, match="only the synthetic plate"):
+        plate.load_ground_truth(_tiny_plate(tmp_path / "p"))
+
+
+def test_well_names():
+    assert plate.WELLS[0] == "A01" and plate.WELLS[-1] == "P24" and len(set(plate.WELLS)) == 384
+    assert plate.well_name(1, 23) == "B24"
+    with pytest.raises(ValueError, match="row=16"):
+        plate.well_name(16, 0)
+
+
+# ---------------------------------------------------------------- synthetic plate
+
+
+def test_synthetic_layout_and_truth(synthetic):
+    names = sorted(p.name for p in (synthetic / "images").iterdir())
+    assert names == sorted(f"{w}.tif" for w in plate.WELLS)
+    images, table = plate.load_plate(synthetic)
+    assert images.shape == (384, 64, 64) and images.dtype == np.uint16
+    assert list(table.columns) == list(plate.CYTOKINES)
+    np.testing.assert_allclose(table.median().to_numpy(), 0.0, atol=1e-4)  # median-centred
+    truth = plate.load_ground_truth(synthetic)
+    assert truth.predictable.sum() == 14 and set(truth.index) == set(plate.CYTOKINES)
+    assert set(truth[truth.predictable].driver) == set(plate.FEATURES)
+    wells = pd.read_csv(synthetic / plate.WELL_FEATURES)
+    assert 5 <= wells.nearly_empty.sum() <= 40, "about 5% of wells are nearly empty"
+    empty = images[wells.nearly_empty.to_numpy()].mean()
+    assert empty < images[~wells.nearly_empty.to_numpy()].mean(), "nearly empty wells must be darker"
+
+
+def test_synthetic_skew_and_survivors(synthetic):
+    _, table = plate.load_plate(synthetic)
+    labels, _ = ck.binarise_table(table)
+    kept = labels.sum()[labels.sum() >= ck.MIN_PRODUCERS]
+    ratio = (384 - kept).sum() / kept.sum()
+    assert 3.0 < ratio < 6.0, f"about 4 non-producers per producer expected, got {ratio:.1f}"
+    assert 22 <= len(ck.balanced_sets(labels, seed=1)) <= 30, "about 27 cytokines should survive, as in the original"
+
+
+def test_synthetic_is_deterministic(synthetic, tmp_path):
+    again = tmp_path / "again"
+    again.mkdir()
+    plate.make_synthetic(again, fast=True, seed=7)
+    assert (again / "cytokines.csv").read_bytes() == (synthetic / "cytokines.csv").read_bytes()
+    for well in ("A01", "H12", "P24"):
+        assert (again / "images" / f"{well}.tif").read_bytes() == (synthetic / "images" / f"{well}.tif").read_bytes()
+
+
+def test_synthetic_needs_existing_folder(tmp_path):
+    with pytest.raises(ValueError, match="dest="):
+        plate.make_synthetic(tmp_path / "missing", fast=True, seed=0)
+
+
+# ---------------------------------------------------------------- binarise, balance, CV
+
+
+def test_binarise_kmeans_edge_is_midpoint_of_centres():
+    rng = np.random.default_rng(0)
+    low, high = rng.normal(0, 0.05, 60), rng.normal(1.0, 0.05, 15)
+    labels, edge = ck.binarise(np.concatenate([low, high]))
+    assert labels.tolist() == [0] * 60 + [1] * 15
+    assert edge == pytest.approx((low.mean() + high.mean()) / 2, abs=1e-6)
+
+
+def test_binarise_quantile_and_uniform_by_hand():
+    values = np.array([0.0, 0.1, 0.2, 0.3, 10.0])
+    labels, edge = ck.binarise(values, strategy="uniform")
+    assert edge == pytest.approx(5.0) and labels.tolist() == [0, 0, 0, 0, 1]
+    labels, edge = ck.binarise(np.arange(10.0), strategy="quantile")
+    assert labels.sum() == 5 and edge == pytest.approx(4.5)
+
+
+@pytest.mark.parametrize("bad, words", [(np.zeros((3, 2)), "1-D"), (np.array([0.0, np.nan, 1.0]), "NaN"),
+                                        (np.array([1.0]), "at least 2")])
+def test_binarise_rejects_bad_input(bad, words):
+    with pytest.raises(ValueError, match=words):
+        ck.binarise(bad)
+
+
+def test_balance_by_hand():
+    labels = np.array([0, 0, 1, 0, 0, 1, 0, 0])
+    kept = ck.balance(labels, seed=3)
+    assert {2, 5} <= set(kept.tolist()) and len(kept) == 4 and list(kept) == sorted(kept)
+    assert np.array_equal(kept, ck.balance(labels, seed=3))
+    flipped = ck.balance(1 - labels, seed=3)  # producers in the majority: down-sample them instead
+    assert np.bincount((1 - labels)[flipped]).tolist() == [2, 2]
+    with pytest.raises(ValueError, match="0/1"):
+        ck.balance(np.array([0, 2, 1]), seed=0)
+
+
+def test_balanced_sets_rules():
+    n = 200
+    table = {}
+    table["seven"] = np.r_[np.ones(7), np.zeros(n - 7)]  # 7 producers: dropped
+    table["eight"] = np.r_[np.ones(8), np.zeros(n - 8)]  # 8 producers, 16 wells: kept
+    table["few_zeros"] = np.r_[np.ones(n - 7), np.zeros(7)]  # 14 balanced wells: dropped
+    table["common"] = np.r_[np.ones(50), np.zeros(n - 50)]
+    labels = pd.DataFrame(table).astype(int)
+    sets = ck.balanced_sets(labels, seed=1)
+    assert sorted(sets) == ["common", "eight"]
+    assert len(sets["eight"]) == 16 and len(sets["common"]) == 100
+    capped = ck.balanced_sets(labels, seed=1, max_per_class=10)
+    assert len(capped["common"]) == 20 and labels["common"].to_numpy()[capped["common"]].sum() == 10
+    # each cytokine gets its own draw
+    labels["twin"] = labels["common"]
+    sets = ck.balanced_sets(labels, seed=1)
+    assert not np.array_equal(sets["common"], sets["twin"])
+
+
+def test_two_fold_splits_partition_and_stratify():
+    rng = np.random.default_rng(4)
+    labels = (rng.random(300) < 0.25).astype(int)
+    positions = ck.balance(labels, seed=2)
+    folds = ck.two_fold_splits(positions, labels, seed=5)
+    assert len(folds) == 2
+    (tr0, te0), (tr1, te1) = folds
+    assert np.array_equal(np.sort(te0), np.sort(tr1)) and np.array_equal(np.sort(te1), np.sort(tr0))
+    assert np.array_equal(np.sort(np.concatenate([te0, te1])), positions)
+    for test in (te0, te1):
+        assert abs(labels[test].mean() - 0.5) <= 1 / len(test) + 1e-9
+    again = ck.two_fold_splits(positions, labels, seed=5)
+    assert np.array_equal(again[0][1], te0)
+    with pytest.raises(ValueError, match="at least 2"):
+        ck.two_fold_splits(np.array([0, 1, 2]), np.array([0, 0, 1]), seed=0)
+
+
+def test_flips():
+    images = np.arange(2 * 3 * 3).reshape(2, 3, 3)
+    np.testing.assert_array_equal(ck.flip(images, "h"), images[:, :, ::-1])
+    np.testing.assert_array_equal(ck.flip(images, "v"), images[:, ::-1])
+    np.testing.assert_array_equal(ck.flip(images, "t")[1], images[1].T)
+    x, y = ck.flip_augment(images, np.array([0, 1]), ("h", "t"))
+    assert x.shape == (6, 3, 3) and y.tolist() == [0, 1, 0, 1, 0, 1]
+    with pytest.raises(ValueError, match="flips"):
+        ck.flip_augment(images, np.array([0, 1]), ("r",))
+    views = cm.flip_views(images)
+    assert views.shape == (4, 2, 3, 3) and np.array_equal(views[2], images[:, ::-1])
+
+
+def test_scores_and_calls_by_hand():
+    s = ck.classification_scores([1, 1, 1, 0, 0, 0], [1, 1, 0, 1, 0, 0])
+    assert s == pytest.approx({"precision": 2 / 3, "recall": 2 / 3, "f1": 2 / 3})
+    assert ck.call_predictable([0.65, 0.9, 0.64], [0.7, 0.64, 0.9]).tolist() == [True, False, False]
+    calls = ck.score_calls({"a": True, "b": True, "c": False, "d": False}, {"a": True, "b": False, "c": True,
+                                                                            "d": False, "e": True})
+    assert calls == {"n": 4, "tp": 1, "fp": 1, "fn": 1, "tn": 1, "precision": 0.5, "recall": 0.5}
+
+
+# ---------------------------------------------------------------- statistics
+
+
+def _groups():
+    rng = np.random.default_rng(8)
+    return {"none": rng.normal(0.7, 0.05, 11), "h": rng.normal(0.75, 0.2, 6), "hvt": rng.normal(0.8, 0.01, 9)}
+
+
+def test_welch_anova_by_hand():
+    groups = [np.asarray(g) for g in _groups().values()]
+    k = len(groups)
+    n = np.array([len(g) for g in groups])
+    m = np.array([g.mean() for g in groups])
+    w = n / np.array([g.var(ddof=1) for g in groups])
+    grand = np.sum(w * m) / w.sum()
+    lam = np.sum((1 - w / w.sum()) ** 2 / (n - 1))
+    f = (np.sum(w * (m - grand) ** 2) / (k - 1)) / (1 + 2 * (k - 2) / (k ** 2 - 1) * lam)
+    df2 = (k ** 2 - 1) / (3 * lam)
+    from scipy import stats as sps
+
+    res = stats.welch_anova(_groups())
+    assert res.statistic == pytest.approx(f, rel=1e-9)
+    assert res.df[1] == pytest.approx(df2, rel=1e-9)
+    assert res.pvalue == pytest.approx(sps.f.sf(f, k - 1, df2), rel=1e-9)
+
+
+def test_other_tests_match_scipy():
+    from scipy import stats as sps
+
+    g = _groups()
+    assert stats.classic_anova(g).pvalue == pytest.approx(sps.f_oneway(*g.values()).pvalue, rel=1e-12)
+    assert stats.kruskal_wallis(g).pvalue == pytest.approx(sps.kruskal(*g.values()).pvalue, rel=1e-12)
+    t = stats.welch_t_test(g["none"], g["h"])
+    ref = sps.ttest_ind(g["none"], g["h"], equal_var=False)
+    assert t.pvalue == pytest.approx(ref.pvalue, rel=1e-12) and t.statistic == pytest.approx(ref.statistic)
+    table = stats.compare_groups(g)
+    assert table.test.tolist() == ["Welch's ANOVA", "classic ANOVA", "Kruskal-Wallis"] and (table.n == 26).all()
+
+
+def test_stats_reject_tiny_groups():
+    with pytest.raises(ValueError, match="fewer than 2"):
+        stats.welch_anova({"a": [0.5], "b": [0.1, 0.2]})
+    with pytest.raises(ValueError, match="at least 2"):
+        stats.kruskal_wallis([[0.1, 0.2]])
+
+
+# ---------------------------------------------------------------- models
+
+
+def test_parameter_counts():
+    assert cm.build_wide_cnn().count_params() == cm.PARAMS["wide"] == 3_936_674
+    assert cm.build_deeper_cnn().count_params() == cm.PARAMS["deeper"] == 519_010
+    for head in cm.HEADS:
+        assert cm.build_vit_head(head).count_params() == cm.PARAMS[head]
+    assert cm.vit_patch_grid(64) == (2, 5) and cm.vit_patch_grid(224) == (7, 50)
+    with pytest.raises(ValueError, match="multiple"):
+        cm.vit_patch_grid(40)
+
+
+@pytest.mark.parametrize("kind", ["wide", "deeper", "mlp256"])
+def test_branch_computes_the_standalone_model(kind):
+    size = 40
+    model = cm.build_branched(kind, 3, image_size=size)
+    singles = [cm.build_single(kind, image_size=size) for _ in range(3)]
+    assert model.count_params() == 3 * singles[0].count_params()
+    for k, single in enumerate(singles):
+        cm.set_branch_weights(model, k, single.get_weights())
+    rng = np.random.default_rng(0)
+    if kind in cm.CNN_KINDS:
+        x = rng.random((5, size, size, 3)).astype("float32")
+        parts = [x[..., k:k + 1] for k in range(3)]
+    else:
+        x = rng.normal(size=(5, 3, 768)).astype("float32")
+        parts = [x[:, k] for k in range(3)]
+    out = np.asarray(model(x))
+    for k, single in enumerate(singles):
+        np.testing.assert_allclose(out[:, k], np.asarray(single(parts[k])), rtol=1e-5, atol=1e-6)
+        for a, b in zip(cm.branch_weights(model, k), single.get_weights()):
+            np.testing.assert_array_equal(a, b)
+    with pytest.raises(ValueError, match="weights"):
+        cm.set_branch_weights(model, 0, singles[0].get_weights()[:-1])
+
+
+@pytest.mark.parametrize("kind", ["linear", "wide"])
+def test_branched_training_equals_independent_models(kind):
+    """Two branches trained together take the same Adam steps as two models trained alone.
+
+    The branched loss is the mean over the K = 2 branches, so each branch's gradient is its own divided by 2;
+    Adam's step m / (sqrt(v) + eps) with gradient g / 2 equals the step with gradient g and epsilon 2 * eps.
+    """
+    import keras
+
+    size, batch, steps = 12, 8, 3
+    rng = np.random.default_rng(1)
+    model = cm.compile_branched(kind, 2, image_size=size, n_features=768, seed=3)
+    singles = []
+    for k in range(2):
+        single = cm.build_single(kind, image_size=size)
+        single.set_weights(cm.branch_weights(model, k))
+        loss = (keras.losses.SparseCategoricalCrossentropy(from_logits=True) if kind in cm.CNN_KINDS
+                else keras.losses.BinaryCrossentropy())
+        single.compile(optimizer=keras.optimizers.Adam(1e-3, epsilon=2e-7), loss=loss)
+        singles.append(single)
+    for _ in range(steps):
+        if kind in cm.CNN_KINDS:
+            x = rng.random((batch, size, size, 2)).astype("float32")
+            y = rng.integers(0, 2, (batch, 2)).astype("float32")
+            model.train_on_batch(x, y)
+            for k in range(2):
+                singles[k].train_on_batch(x[..., k:k + 1], y[:, k])
+        else:
+            x = rng.normal(size=(batch, 2, 768)).astype("float32")
+            y = rng.integers(0, 2, (batch, 2, 1)).astype("float32")
+            model.train_on_batch(x, y)
+            for k in range(2):
+                singles[k].train_on_batch(x[:, k], y[:, k])
+    for k in range(2):
+        for a, b in zip(cm.branch_weights(model, k), singles[k].get_weights()):
+            np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
+
+
+def test_cross_validate_one_model_per_cytokine_fold_augmentation():
+    rng = np.random.default_rng(2)
+    n = 60
+    labels = pd.DataFrame({"A": (rng.random(n) < 0.4).astype(int), "B": (rng.random(n) < 0.5).astype(int)})
+    features = rng.normal(size=(4, n, 768)).astype("float32")
+    features[:, :, :100] += labels["A"].to_numpy()[:, None]  # A is predictable from features 0-99, B is not
+    sets = ck.balanced_sets(labels, seed=0, min_producers=8)
+    kwargs = dict(splitter=ck.two_fold_splits, augmentations=("none", "h"), epochs=15, max_branches=3, seed=4,
+                  verbose=False)
+    results, predictions = cm.cross_validate("linear", features, labels, sets, **kwargs)
+    assert len(results) == 2 * 2 * 2 and set(predictions) == {(c, a, f) for c in "AB" for a in ("none", "h")
+                                                              for f in (0, 1)}
+    for (name, aug, fold), (test, y_true, y_pred) in predictions.items():
+        assert np.array_equal(y_true, labels[name].to_numpy()[test]) and len(y_pred) == len(test)
+    tested = np.sort(np.concatenate([predictions[("A", "none", f)][0] for f in (0, 1)]))
+    assert np.array_equal(tested, sets["A"]), "every balanced well is tested exactly once"
+    pooled = cm.pooled_scores((results, predictions))
+    assert pooled.set_index(["cytokine", "augmentation"]).loc[("A", "none"), "f1"] > 0.8
+    again, _ = cm.cross_validate("linear", features, labels, sets, **kwargs)
+    pd.testing.assert_frame_equal(results, again)

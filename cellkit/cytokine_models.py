@@ -603,5 +603,6 @@ def flip_views(images) -> np.ndarray:
 
 __all__ = ["VIT_PRESET", "VIT_B32", "PARAMS", "HEADS", "build_wide_cnn", "build_deeper_cnn", "build_vit_head",
            "vit_patch_grid", "build_vit_backbone", "vit_features", "build_vit_classifier", "build_branched",
-           "build_single", "compile_branched", "reset_branched", "branch_weights", "set_branch_weights", "BranchBatches", "predict_branches",
-           "BranchEarlyStopping", "fit_branches", "cross_validate", "pooled_scores", "flip_views"]
+           "build_single", "compile_branched", "reset_branched", "glorot_weights", "branch_weights",
+           "set_branch_weights", "BranchBatches", "predict_branches", "BranchEarlyStopping", "fit_branches",
+           "cross_validate", "pooled_scores", "flip_views"]

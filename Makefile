@@ -24,7 +24,7 @@ run: $(STAMP)
 	$(BIN)/cellkit run --fast --source synthetic --walkthroughs --out build
 
 test: $(STAMP)
-	MPLBACKEND=Agg $(BIN)/python -m pytest -n 2 --dist loadfile --nbval-lax
+	MPLBACKEND=Agg $(BIN)/python -m pytest -n 2 --dist loadfile --nbval-lax --durations=12
 
 full: $(STAMP)
 	$(BIN)/cellkit run --full --source synthetic --out build/full

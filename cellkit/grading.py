@@ -161,6 +161,15 @@ def _setup_namespace(cfg: dict) -> dict:
     for path in [cfg["scratch"], *cfg["rw"]]:
         if os.path.isdir(path):
             keep[path] = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    # The Python environment and cellkit itself may live under a folder about to be covered (a clone in
+    # /tmp, a venv in /var/tmp): bind them back, read-only, after covering.  Opened before any mount, the
+    # recursive bind still carries the tmpfs mounts that hide solutions/ and build/ inside them.
+    covered = ("/tmp", "/dev/shm", "/var/tmp")
+    reveal = {}
+    for path in cfg.get("reveal", []):
+        if os.path.isdir(path) and any(path == c or path.startswith(c + "/") for c in covered):
+            if not any(path == r or path.startswith(r + "/") for r in [*keep, *reveal]):
+                reveal[path] = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
     mounts = []
     with open("/proc/self/mountinfo") as f:
         for line in f:
@@ -174,7 +183,7 @@ def _setup_namespace(cfg: dict) -> dict:
             _mount(libc, None, point, None, _MS["remount"] | _MS["bind"] | _MS["rdonly"] | _mount_flags(options))
         except OSError as exc:
             info["ro_failed"].append(f"{point}: {exc.strerror}")
-    for path in [*cfg["hide"], "/tmp", "/dev/shm", "/var/tmp"]:
+    for path in [*cfg["hide"], *covered]:
         try:
             if os.path.isdir(path):
                 _mount(libc, "tmpfs", path, "tmpfs", _MS["nosuid"] | _MS["nodev"], "size=2g,mode=1777")
@@ -184,6 +193,12 @@ def _setup_namespace(cfg: dict) -> dict:
                 info["hidden"].append(path)
         except OSError as exc:
             info["ro_failed"].append(f"hide {path}: {exc.strerror}")
+    for path, fd in reveal.items():
+        os.makedirs(path, exist_ok=True)
+        _mount(libc, f"/proc/self/fd/{fd}", path, None, _MS["bind"] | _MS["rec"])
+        _mount(libc, None, path, None, _MS["remount"] | _MS["bind"] | _MS["rdonly"] | _MS["nosuid"] | _MS["nodev"])
+        os.close(fd)
+        info.setdefault("revealed", []).append(path)
     for path, fd in keep.items():
         target = _SANDBOX_DIR if path == cfg["scratch"] else path
         os.makedirs(target, exist_ok=True)
@@ -656,6 +671,8 @@ def _execute(ctx: _Context, nb_bytes: bytes, scratch: Path) -> dict:
            "protected": [str(p) for p in ctx.protected], "rw": [str(p) for p in ctx.rw], "sandbox": ctx.sandbox,
            "memory_limit": ctx.memory_limit, "timeout": ctx.cell_timeout, "test_timeout": ctx.test_timeout,
            "threads": ctx.threads, "ctl_fd": ctl_w, "tests_fd": tests_r,
+           "reveal": sorted({os.path.realpath(p) for p in (sys.prefix, sys.base_prefix, sys.exec_prefix,
+                                                            Path(__file__).resolve().parents[1])}),
            "keras_datasets": str(Path(os.environ.get("KERAS_HOME", Path.home() / ".keras")) / "datasets")}
     cmd = [sys.executable, "-I", "-B", str(Path(__file__).resolve()), "--worker", json.dumps(cfg)]
     if ctx.sandbox:

@@ -50,21 +50,10 @@ GB = 1e9
 # Probe appended to a copy of the notebook: the kernel reports its own peak RSS and the backend's peak GPU memory.
 PROBE = r'''
 import json as _json, os as _os, resource as _resource
-_probe = {"kernel_maxrss_bytes": _resource.getrusage(_resource.RUSAGE_SELF).ru_maxrss * 1024,
-          "gpu_peak_bytes": None, "device": "CPU"}
+_probe = {"kernel_maxrss_bytes": _resource.getrusage(_resource.RUSAGE_SELF).ru_maxrss * 1024}
 try:
-    import keras as _keras
-    from cellkit.config import accelerator as _accelerator
-    _probe["device"] = _accelerator()
-    if _keras.backend.backend() == "jax":
-        import jax as _jax
-        _dev = _jax.devices()[0]
-        if _dev.platform != "cpu":
-            _probe["gpu_peak_bytes"] = int((_dev.memory_stats() or {}).get("peak_bytes_in_use", 0)) or None
-    elif _keras.backend.backend() == "tensorflow":
-        import tensorflow as _tf
-        if _tf.config.list_physical_devices("GPU"):
-            _probe["gpu_peak_bytes"] = int(_tf.config.experimental.get_memory_info("GPU:0")["peak"])
+    from cellkit.config import accelerator as _accelerator, gpu_peak_bytes as _gpu_peak_bytes
+    _probe.update(device=_accelerator(), gpu_peak_bytes=_gpu_peak_bytes())
 except Exception as _exc:
     _probe["probe_error"] = f"{type(_exc).__name__}: {_exc}"
 with open(_os.environ["CELLKIT_BENCH_PROBE"], "w") as _fh:
@@ -302,29 +291,6 @@ def _plain_batches(x, y, batch_size):
             yield x[pick], {k: v[pick] for k, v in y.items()} if isinstance(y, dict) else y[pick]
 
 
-def _gpu_peak_bytes():
-    """Return the active backend's peak GPU memory in bytes since the process started, or None without a GPU."""
-    import keras
-
-    try:
-        if keras.backend.backend() == "jax":
-            import jax
-
-            dev = jax.devices()[0]
-            if dev.platform == "cpu":
-                return None
-            return int((dev.memory_stats() or {}).get("peak_bytes_in_use", 0)) or None
-        if keras.backend.backend() == "tensorflow":
-            import tensorflow as tf
-
-            if not tf.config.list_physical_devices("GPU"):
-                return None
-            return int(tf.config.experimental.get_memory_info("GPU:0")["peak"])
-    except Exception:
-        return None
-    return None
-
-
 def _best_window(times, windows: int = 3) -> float:
     """Return the lowest mean of ``windows`` consecutive slices of ``times`` (timeit's rule: on a shared
     machine the least disturbed window is the best estimate of the cost itself)."""
@@ -347,6 +313,8 @@ def measure_throughput(bench: Bench, *, warmup: int = 2, min_steps: int = 3, max
     steps (see :func:`_best_window`).
     """
     import keras
+
+    from cellkit.config import gpu_peak_bytes
 
     if bench.via_fit:
         batches = _adapter_batches(bench.data, bench.batch_size)
@@ -374,7 +342,7 @@ def measure_throughput(bench: Bench, *, warmup: int = 2, min_steps: int = 3, max
     return {"what": bench.what, "images_per_batch": bench.images_per_batch, "train_steps": len(train_times),
             "train_step_s": train_s, "train_images_per_s": train_rate, "pipeline_batches": len(pipeline_times),
             "pipeline_batch_s": pipeline_s, "pipeline_images_per_s": pipeline_rate,
-            "ratio": pipeline_rate / train_rate, "gpu_peak_bytes": _gpu_peak_bytes()}
+            "ratio": pipeline_rate / train_rate, "gpu_peak_bytes": gpu_peak_bytes()}
 
 
 class _TreeSampler(threading.Thread):
@@ -411,7 +379,7 @@ def run_notebook(lab: str, mode: str, source: str, timeout: int = 3600) -> dict:
 
     import nbformat
 
-    from cellkit.runner import execute_notebook
+    from cellkit.runner import INLINE_BACKEND, execute_notebook
 
     name = LABS[lab]
     src = ROOT / "solutions" / name
@@ -424,7 +392,7 @@ def run_notebook(lab: str, mode: str, source: str, timeout: int = 3600) -> dict:
         probe_path = Path(tmp) / "probe.json"
         env = {"CELLKIT_FAST": "1" if mode == "fast" else "0", "CELLKIT_SOURCE": source,
                "CELLKIT_REPORT_DIR": str(Path(tmp) / "report"), "CELLKIT_BENCH_PROBE": str(probe_path),
-               "MPLBACKEND": "module://matplotlib_inline.backend_inline"}
+               "MPLBACKEND": INLINE_BACKEND}
         sampler = _TreeSampler()
         sampler.start()
         ok, seconds, error = execute_notebook(work / f"{name}.ipynb", Path(tmp) / "executed" / f"{name}.ipynb",

@@ -171,6 +171,30 @@ def accelerator() -> str:
     return "CPU"
 
 
+def gpu_peak_bytes() -> int | None:
+    """Return the active backend's peak GPU memory in bytes since the process started, or None without a GPU.
+
+    Like :func:`accelerator`, only the active backend is asked (JAX: ``peak_bytes_in_use``
+    of the first device; TensorFlow: ``get_memory_info("GPU:0")["peak"]``).
+    """
+    if not accelerator().startswith("GPU"):
+        return None
+    import keras
+
+    try:
+        if keras.backend.backend() == "jax":
+            import jax
+
+            return int((jax.devices()[0].memory_stats() or {}).get("peak_bytes_in_use", 0)) or None
+        if keras.backend.backend() == "tensorflow":
+            import tensorflow as tf
+
+            return int(tf.config.experimental.get_memory_info("GPU:0")["peak"])
+    except (RuntimeError, ValueError, AttributeError):  # a backend without memory statistics
+        return None
+    return None
+
+
 def describe(config: Config | None = None, lab: str | None = None) -> str:
     """Return the one-paragraph summary every notebook prints first."""
     import keras

@@ -260,8 +260,10 @@ def build_single(kind: str, *, image_size: int = 64, n_features: int = 768):
 
 def _branch_model(model, k: int):
     """Return the sub-model of branch ``k`` (CNN kinds) or None (ViT heads, built of :class:`BranchDense`)."""
-    names = [layer.name for layer in model.layers]
-    return model.get_layer(f"branch_{k}") if f"branch_{k}" in names else None
+    try:
+        return model.get_layer(f"branch_{k}")
+    except ValueError:
+        return None
 
 
 def _dense_layers(model):
@@ -435,8 +437,9 @@ def compile_branched(kind: str, n_branches: int, *, image_size: int = 64, n_feat
     model.compile(optimizer=keras.optimizers.Adam(learning_rate), loss=loss,
                   jit_compile=keras.backend.backend() != "tensorflow")
     model.optimizer.build(model.trainable_variables)
-    object.__setattr__(model, "_cellkit_fresh", dict(kind=kind, image_size=image_size, n_features=n_features,
-                                optimizer=[np.array(v.numpy()) for v in model.optimizer.variables]))
+    # the optimizer's fresh state, for reset_branched (set past Keras's attribute tracking: plain arrays)
+    object.__setattr__(model, "_cellkit_fresh_optimizer",
+                       [keras.ops.convert_to_numpy(v) for v in model.optimizer.variables])
     return model
 
 
@@ -464,7 +467,7 @@ def glorot_weights(model, seed: int) -> list:
 def reset_branched(model, seed: int) -> None:
     """Give every branch of ``model`` (from :func:`compile_branched`) new initial weights and a fresh optimizer, in place."""
     model.set_weights(glorot_weights(model, seed))
-    for variable, value in zip(model.optimizer.variables, model._cellkit_fresh["optimizer"]):
+    for variable, value in zip(model.optimizer.variables, model._cellkit_fresh_optimizer):
         variable.assign(value)
 
 

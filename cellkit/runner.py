@@ -19,6 +19,10 @@ from cellkit.course import labs as list_labs
 from cellkit.course import repo_root, resolve_labs
 
 
+# Kernels draw with the inline backend, so executed notebooks keep their figures (Agg would drop them).
+INLINE_BACKEND = "module://matplotlib_inline.backend_inline"
+
+
 def execute_notebook(path: Path, out: Path, *, env: dict[str, str] | None = None, timeout: int = 1800,
                      kernel: str = "python3") -> tuple[bool, float, str]:
     """Return ``(ok, seconds, error)`` after executing ``path`` in a scratch copy of its folder and saving it to ``out``."""
@@ -61,8 +65,7 @@ def run(names=(), *, fast: bool | None = None, source: str | None = None, out: P
     report_dir = out / "report"
     for d in (executed, report_dir):
         d.mkdir(parents=True, exist_ok=True)
-    # inline: the executed notebooks keep their figures (Agg would drop them)
-    env = {"CELLKIT_REPORT_DIR": str(report_dir.resolve()), "MPLBACKEND": "module://matplotlib_inline.backend_inline"}
+    env = {"CELLKIT_REPORT_DIR": str(report_dir.resolve()), "MPLBACKEND": INLINE_BACKEND}
     if fast is not None:
         env["CELLKIT_FAST"] = "1" if fast else "0"
     if source is not None:

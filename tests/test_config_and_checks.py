@@ -118,3 +118,13 @@ def test_loss_decreases_on_a_fixed_batch(small_cnn):
     frozen.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
     with pytest.raises(checks.CheckFailed, match="expected the loss on one fixed batch to fall"):
         checks.check_loss_decreases(frozen, x, y, steps=5)
+
+
+def test_gpu_peak_memory_is_none_without_a_gpu():
+    from cellkit.config import accelerator, gpu_peak_bytes
+
+    peak = gpu_peak_bytes()
+    if accelerator().startswith("GPU"):
+        assert peak is None or peak > 0
+    else:
+        assert peak is None, f"no GPU ({accelerator()}) but a GPU peak of {peak} bytes"

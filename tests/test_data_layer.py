@@ -156,6 +156,25 @@ def test_synthetic_source_is_explicit_deterministic_and_cached(toy, capsys):
     assert pngs[0].read_bytes() != sorted(other.rglob("*.png"))[0].read_bytes()
 
 
+
+def test_synthetic_cache_follows_the_generator_source(toy, tmp_path, monkeypatch):
+    name = toy["register"]()
+    cfg = get_config(source="synthetic", fast=True)
+    folder = fetch_mod.synthesize(name, cfg)
+    assert folder.name == f"fast-seed{cfg.seed}-{fetch_mod.generator_fingerprint(make_toy)}"
+    # a generator whose code changes gets a new cache folder, so an upgrade never reads a stale copy
+    module = tmp_path / "toygen_fp.py"
+    module.write_text("def make(dest, *, fast, seed):\n    pass\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    import importlib
+
+    toygen = importlib.import_module("toygen_fp")
+    before = fetch_mod.generator_fingerprint(toygen.make)
+    module.write_text("def make(dest, *, fast, seed):\n    return None\n")
+    assert fetch_mod.generator_fingerprint(toygen.make) != before
+    assert before != fetch_mod.generator_fingerprint(make_toy)
+
+
 def test_not_public_dataset_explains_the_choice(tmp_path, monkeypatch):
     reg = tmp_path / "reg"
     reg.mkdir()

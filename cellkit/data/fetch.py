@@ -196,17 +196,15 @@ def _extract(archive: Path, members: str, dest: Path) -> None:
         raise DataError(f"{archive}: not a valid zip archive ({exc}); it was deleted, fetch again") from exc
 
 
-def generator_fingerprint(dataset) -> str:
-    """Return a short hash of the source of ``dataset``'s generator module and the drawing toolkit."""
-    import importlib
+def generator_fingerprint(generator) -> str:
+    """Return a short hash of the source of ``generator``'s module and of the drawing toolkit it builds on."""
     import inspect
 
     from cellkit.data import synth
 
-    module = importlib.import_module(dataset.synthetic.partition(":")[0])
     digest = hashlib.sha256()
-    for mod in (module, synth):
-        digest.update(Path(inspect.getsourcefile(mod)).read_bytes())
+    for module in (inspect.getmodule(generator), synth):
+        digest.update(Path(inspect.getsourcefile(module)).read_bytes())
     return digest.hexdigest()[:10]
 
 
@@ -220,25 +218,28 @@ def synthesize(name: str, config: Config | None = None, *, dest=None, overwrite:
     """
     config = config or get_config()
     dataset = get_dataset(name)
+    generator = dataset.generator()
     if not dest:
-        key = f"{config.mode}-seed{config.seed}-{generator_fingerprint(dataset)}"
+        key = f"{config.mode}-seed{config.seed}-{generator_fingerprint(generator)}"
         dest = config.data_dir / "synthetic" / name / key
     dest = Path(dest)
     if (dest / _COMPLETE).is_file() and not overwrite:
         return dest
-    generator = dataset.generator()
+
+    def generate(into: Path) -> None:
+        generator(into, fast=config.fast, seed=config.seed)
+        write_text(into / _COMPLETE, f"{dataset.synthetic} fast={config.fast} seed={config.seed}\n")
+
     if overwrite or not dest.exists():
         with atomic_dir(dest) as tmp:
-            generator(tmp, fast=config.fast, seed=config.seed)
-            write_text(tmp / _COMPLETE, f"{dataset.synthetic} fast={config.fast} seed={config.seed}\n")
+            generate(tmp)
         return dest
     # An incomplete folder from an interrupted run, or one another process is writing right now:
     # generate beside it and take its place only if it is still incomplete, never under a reader.
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", suffix=".part", dir=dest.parent))
     try:
-        generator(tmp, fast=config.fast, seed=config.seed)
-        write_text(tmp / _COMPLETE, f"{dataset.synthetic} fast={config.fast} seed={config.seed}\n")
+        generate(tmp)
         if not (dest / _COMPLETE).is_file():
             shutil.rmtree(dest, ignore_errors=True)
             try:

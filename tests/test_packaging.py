@@ -54,3 +54,11 @@ def test_readme_opens_every_lab_and_names_the_two_commands(repo_root):
         assert f"make {target}" in readme, f"README.md does not show 'make {target}'"
         assert re.search(rf"^{target}:", makefile, re.M), f"Makefile has no '{target}' target"
     assert re.search(r"^make test$", (repo_root / ".ci" / "run").read_text(), re.M), ".ci/run must call 'make test'"
+
+
+def test_licence_is_one_spdx_expression_with_its_text(repo_root):
+    """The wheel carries the MIT text; pyproject names it as an SPDX string (the table form is deprecated)."""
+    assert _pyproject(repo_root)["project"]["license"] == "MIT"
+    text = (repo_root / "LICENSE").read_text()
+    assert text.startswith("MIT License") and "WITHOUT WARRANTY" in text
+    assert "[LICENSE](LICENSE)" in (repo_root / "README.md").read_text()

@@ -177,7 +177,7 @@ def kl_to_uniform_loss(y_true, y_pred):
     return ops.mean(kl_to_uniform(y_pred))
 
 
-def importance(weights, *, base: float = np.e) -> np.ndarray:
+def importance(weights, *, base: float = np.e, floor: float = 1e-9) -> np.ndarray:
     """Return ``log(a_i / min_j a_j)`` for each attention row: importance relative to the least attended frame.
 
     Dividing by the row's smallest weight removes what all frames of a sequence share,
@@ -185,16 +185,26 @@ def importance(weights, *, base: float = np.e) -> np.ndarray:
     the ratio into an information content (nats for ``base=e``, bits for ``base=2``).
     The least attended frame of each row scores 0.
 
+    A softmax is positive in exact arithmetic, but in float32 a peaked row underflows to
+    exact zeros (the transformer's attention does, in full mode); the ratio would then be
+    infinite and the frame lost from every score.  Weights below ``floor`` are raised to it
+    first, so a row's importance is at most ``log(1 / floor)`` (20.7 nats for 1e-9).
+
     Parameters
     ----------
     weights : array (..., T)
-        Attention weights, positive.
+        Attention weights, non-negative and finite.
+    floor : float
+        Smallest weight used (positive).
     """
     w = np.asarray(weights, dtype=np.float64)
     if w.ndim < 1 or w.shape[-1] < 1:
         raise ValueError(f"weights: shape {w.shape}, expected (..., T) with T >= 1")
-    if np.any(w <= 0) or not np.all(np.isfinite(w)):
-        raise ValueError("weights: expected positive finite attention weights (softmax outputs are never 0)")
+    if np.any(w < 0) or not np.all(np.isfinite(w)):
+        raise ValueError("weights: expected non-negative finite attention weights (softmax outputs)")
+    if not floor > 0:
+        raise ValueError(f"floor={floor}: expected a positive number")
+    w = np.maximum(w, floor)
     return np.log(w / w.min(axis=-1, keepdims=True)) / np.log(base)
 
 

@@ -219,8 +219,24 @@ def test_importance_and_frame_importance():
     w = np.array([[0.1, 0.2, 0.7], [0.5, 0.25, 0.25]])
     np.testing.assert_allclose(att.importance(w), np.log(w / w.min(axis=1, keepdims=True)))
     np.testing.assert_allclose(att.importance(w, base=2)[0], [0, 1, np.log2(7)])
-    with pytest.raises(ValueError, match="positive"):
-        att.importance(np.array([[0.5, 0.5, 0.0]]))
+    with pytest.raises(ValueError, match="non-negative"):
+        att.importance(np.array([[0.5, 0.6, -0.1]]))
+    with pytest.raises(ValueError, match="floor"):
+        att.importance(w, floor=0)
+
+
+def test_importance_survives_float32_underflow():
+    """A float32 softmax of peaked scores has exact zeros: importance stays finite and ranks the frames."""
+    import keras
+
+    scores = np.array([[0.0, 120.0, 10.0, 0.0]], "float32")
+    w = keras.ops.convert_to_numpy(keras.ops.softmax(scores, axis=-1))
+    assert (w == 0).any()  # the underflow this guards against
+    got = att.importance(w)
+    assert np.all(np.isfinite(got))
+    np.testing.assert_allclose(got[0, [0, 3]], 0.0)
+    assert got[0, 1] == pytest.approx(np.log(1 / 1e-9), abs=1e-6)
+    assert got[0, 1] > got[0, 2] >= 0
     curve = att.frame_importance(np.array([[1.0, 2.0], [3.0, 5.0]]), np.array([0, 1]), 4)
     np.testing.assert_allclose(curve[:3], [1.0, 2.5, 5.0])
     assert np.isnan(curve[3])

@@ -369,11 +369,13 @@ class _TreeSampler(threading.Thread):
             self.stop.wait(self.period)
 
 
-def run_notebook(lab: str, mode: str, source: str, timeout: int = 3600) -> dict:
+def run_notebook(lab: str, mode: str, source: str, timeout: int = 3600, keep_dir=None) -> dict:
     """Return wall time, status and peak memory of one solution notebook executed by cellkit's runner.
 
     Runs in the calling process, which must be a fresh one (its children's peak RSS is read).
     The notebook is executed from a scratch copy of its folder with a probe cell appended.
+    With ``keep_dir``, the executed notebook (outputs, figures) is written there atomically as
+    ``<lab>-<mode>.ipynb``, so a long full-mode run leaves its results to read, not only its time.
     """
     import resource
 
@@ -400,6 +402,11 @@ def run_notebook(lab: str, mode: str, source: str, timeout: int = 3600) -> dict:
         sampler.stop.set()
         sampler.join()
         probe = json.loads(probe_path.read_text()) if probe_path.is_file() else {}
+        executed = Path(tmp) / "executed" / f"{name}.ipynb"
+        if keep_dir is not None and executed.is_file():
+            from cellkit.atomic import write_bytes
+
+            write_bytes(Path(keep_dir) / f"{name}-{mode}.ipynb", executed.read_bytes())
         recorded = Path(tmp) / "report" / f"{name}.json"  # the key metric the notebook records (cellkit.report)
         metric = json.loads(recorded.read_text()) if recorded.is_file() else {}
     children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024
@@ -411,7 +418,7 @@ def run_notebook(lab: str, mode: str, source: str, timeout: int = 3600) -> dict:
 
 def _worker(kind: str, lab: str, mode: str, source: str) -> dict:
     if kind == "notebook":
-        return run_notebook(lab, mode, source)
+        return run_notebook(lab, mode, source, keep_dir=os.environ.get("CELLKIT_BENCH_KEEP") or None)
     from cellkit.config import accelerator
 
     config = _setup(LABS[lab], mode, source)
@@ -546,7 +553,8 @@ def main(argv=None) -> int:
         return 0
 
     env = {**os.environ, "KERAS_BACKEND": args.backend, "PYTHONPATH": str(ROOT) + os.pathsep
-           + os.environ.get("PYTHONPATH", "")}
+           + os.environ.get("PYTHONPATH", ""),
+           "CELLKIT_BENCH_KEEP": str(args.out.parent / f"{args.out.stem}-executed")}
     rows, device = [], None
     for lab in args.labs:
         name = LABS[lab]

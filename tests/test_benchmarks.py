@@ -59,3 +59,23 @@ def test_colab_budget_words():
     assert bench.colab_budget(13e9, None, False) == "RAM OVER, 1.0 GB over"
     assert bench.colab_budget(2e9, 6e9, True) == "RAM fits, 10.0 GB spare; T4 fits, 10.0 GB spare"
     assert bench.colab_budget(None, None, False) == "-"
+
+
+def test_run_notebook_keeps_the_executed_notebook(tmp_path, monkeypatch):
+    """A measured notebook's outputs survive the scratch folder when keep_dir is given."""
+    import nbformat
+
+    bench = _load_bench()
+    lab = tmp_path / "repo" / "solutions" / "99_fake"
+    lab.mkdir(parents=True)
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell("print('fake lab says', 6 * 7)")]
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nbformat.write(nb, lab / "99_fake.ipynb")
+    monkeypatch.setattr(bench, "ROOT", tmp_path / "repo")
+    monkeypatch.setitem(bench.LABS, "99", "99_fake")
+    result = bench.run_notebook("99", "fast", "synthetic", timeout=120, keep_dir=tmp_path / "kept")
+    assert result["ok"], result["error"]
+    kept = nbformat.read(tmp_path / "kept" / "99_fake-fast.ipynb", as_version=4)
+    assert "fake lab says 42" in "".join(o.get("text", "") for o in kept.cells[0].outputs)
+    assert not list((tmp_path / "kept").glob(".*.part"))  # written atomically, nothing half-written left

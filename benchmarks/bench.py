@@ -397,16 +397,12 @@ def run_notebook(lab: str, mode: str, source: str, timeout: int = 3600, keep_dir
                "MPLBACKEND": INLINE_BACKEND}
         sampler = _TreeSampler()
         sampler.start()
-        ok, seconds, error = execute_notebook(work / f"{name}.ipynb", Path(tmp) / "executed" / f"{name}.ipynb",
-                                              env=env, timeout=timeout)
+        # the runner writes the executed notebook atomically: straight into keep_dir when it is kept
+        executed = Path(keep_dir) / f"{name}-{mode}.ipynb" if keep_dir is not None else Path(tmp) / "executed.ipynb"
+        ok, seconds, error = execute_notebook(work / f"{name}.ipynb", executed, env=env, timeout=timeout)
         sampler.stop.set()
         sampler.join()
         probe = json.loads(probe_path.read_text()) if probe_path.is_file() else {}
-        executed = Path(tmp) / "executed" / f"{name}.ipynb"
-        if keep_dir is not None and executed.is_file():
-            from cellkit.atomic import write_bytes
-
-            write_bytes(Path(keep_dir) / f"{name}-{mode}.ipynb", executed.read_bytes())
         recorded = Path(tmp) / "report" / f"{name}.json"  # the key metric the notebook records (cellkit.report)
         metric = json.loads(recorded.read_text()) if recorded.is_file() else {}
     children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024

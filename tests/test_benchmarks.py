@@ -78,4 +78,5 @@ def test_run_notebook_keeps_the_executed_notebook(tmp_path, monkeypatch):
     assert result["ok"], result["error"]
     kept = nbformat.read(tmp_path / "kept" / "99_fake-fast.ipynb", as_version=4)
     assert "fake lab says 42" in "".join(o.get("text", "") for o in kept.cells[0].outputs)
-    assert not list((tmp_path / "kept").glob(".*.part"))  # written atomically, nothing half-written left
+    # written atomically, and the runner's scratch copy is gone: nothing half-written or temporary left
+    assert sorted(p.name for p in (tmp_path / "kept").iterdir()) == ["99_fake-fast.ipynb"]

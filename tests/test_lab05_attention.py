@@ -223,6 +223,9 @@ def test_importance_and_frame_importance():
         att.importance(np.array([[0.5, 0.6, -0.1]]))
     with pytest.raises(ValueError, match="floor"):
         att.importance(w, floor=0)
+    curve = att.frame_importance(np.array([[1.0, 2.0], [3.0, 5.0]]), np.array([0, 1]), 4)
+    np.testing.assert_allclose(curve[:3], [1.0, 2.5, 5.0])
+    assert np.isnan(curve[3])
 
 
 def test_importance_survives_float32_underflow():
@@ -237,9 +240,6 @@ def test_importance_survives_float32_underflow():
     np.testing.assert_allclose(got[0, [0, 3]], 0.0)
     assert got[0, 1] == pytest.approx(np.log(1 / 1e-9), abs=1e-6)
     assert got[0, 1] > got[0, 2] >= 0
-    curve = att.frame_importance(np.array([[1.0, 2.0], [3.0, 5.0]]), np.array([0, 1]), 4)
-    np.testing.assert_allclose(curve[:3], [1.0, 2.5, 5.0])
-    assert np.isnan(curve[3])
 
 
 def test_attention_variance_and_correlations():

@@ -10,7 +10,10 @@ a student's version against:
   non-producers; :func:`balanced_sets` drops cytokines left with fewer than 15 wells;
 * :func:`two_fold_splits` - the cross-validation protocol (stratified 2-fold);
 * :func:`flip_augment` / :data:`AUGMENTATIONS` - flips only (horizontal, vertical, transpose);
-* :func:`classification_scores`, :func:`call_predictable`, :func:`score_calls`.
+* :func:`classification_scores`, :func:`call_predictable`, :func:`score_calls`;
+* :func:`image_statistics` / :func:`baseline_cross_validate` - a simple baseline (logistic
+  regression on a dozen hand-made image statistics) under the same protocol, to ask whether
+  the images carry a signal the CNNs miss.
 """
 
 from __future__ import annotations
@@ -231,6 +234,110 @@ def score_calls(called, truth) -> dict:
             "precision": tp / (tp + fp) if tp + fp else 0.0, "recall": tp / (tp + fn) if tp + fn else 0.0}
 
 
+STATISTICS = ("mean", "std", "bright_fraction", "dim_fraction", "edge_strength",
+              "objects", "object_area", "largest_object", "bright_objects", "bright_object_area",
+              "largest_bright_object", "object_elongation")
+"""The columns of :func:`image_statistics`."""
+
+
+def _objects(image, threshold):
+    """Return (labels, count, areas, elongations) of the connected regions of ``image > threshold``."""
+    from scipy import ndimage as ndi
+
+    lab, n = ndi.label(image > threshold)
+    if n == 0:
+        return lab, 0, np.zeros(1), np.ones(1)
+    index = np.arange(1, n + 1)
+    rows, cols = np.indices(image.shape)
+    area = ndi.sum_labels(np.ones_like(image), lab, index)
+    mean_r, mean_c = ndi.mean(rows, lab, index), ndi.mean(cols, lab, index)
+    var_r = ndi.mean(rows * rows, lab, index) - mean_r ** 2
+    var_c = ndi.mean(cols * cols, lab, index) - mean_c ** 2
+    cov = ndi.mean(rows * cols, lab, index) - mean_r * mean_c
+    # eigenvalues of each region's 2x2 coordinate covariance: the ratio of its axes
+    half_trace, det_root = (var_r + var_c) / 2, np.sqrt(((var_r - var_c) / 2) ** 2 + cov ** 2)
+    major, minor = half_trace + det_root, np.maximum(half_trace - det_root, 1e-3)
+    return lab, n, area, np.sqrt(major / minor)
+
+
+def image_statistics(images):
+    """Return a table of 12 hand-made statistics per image (one row per image, columns :data:`STATISTICS`).
+
+    Brightness (mean, spread, fraction of pixels above 0.5 and 0.3), edges (mean
+    absolute difference of neighbouring rows), and the connected regions above 0.3
+    (cells and clumps) and 0.5 (bright membranes): their number, mean and largest
+    area, and the mean elongation (axis ratio) of the regions of at least 5 pixels.
+    Meant for min-max scaled images in [0, 1].
+
+    Parameters
+    ----------
+    images : array-like, shape (n, H, W)
+        Single-channel images.
+    """
+    import pandas as pd
+
+    images = np.asarray(images, dtype=np.float64)
+    if images.ndim != 3 or images.shape[0] == 0:
+        raise ValueError(f"images: expected a non-empty (n, H, W) stack of single-channel images, "
+                         f"got shape {images.shape}")
+    rows = []
+    for image in images:
+        _, n_dim, area_dim, elong = _objects(image, 0.3)
+        _, n_bright, area_bright, _ = _objects(image, 0.5)
+        big = elong[area_dim >= 5]
+        rows.append((image.mean(), image.std(), (image > 0.5).mean(), (image > 0.3).mean(),
+                     np.abs(np.diff(image, axis=0)).mean(), n_dim, area_dim.mean(), area_dim.max(),
+                     n_bright, area_bright.mean(), area_bright.max(), big.mean() if big.size else 1.0))
+    return pd.DataFrame(rows, columns=list(STATISTICS), dtype=float)
+
+
+def baseline_cross_validate(statistics, labels, sets, *, splitter, seed: int = 0):
+    """Return ``(results, predictions)`` of a logistic regression per cytokine on image statistics.
+
+    The same protocol as the CNNs (:func:`cellkit.cytokine_models.cross_validate`):
+    one model per cytokine and fold, trained on the fold's balanced wells only, the
+    statistics standardised on the training fold; the ``augmentation`` is ``"none"``.
+    The output has the CNNs' layout, so :func:`cellkit.cytokine_models.pooled_scores`
+    pools it the same way.
+
+    Parameters
+    ----------
+    statistics : pandas.DataFrame or array-like, shape (wells, features)
+        One row per well, e.g. from :func:`image_statistics`.
+    labels : pandas.DataFrame
+        0/1 labels of every well (rows) for each cytokine (columns).
+    sets : dict
+        ``{cytokine: balanced well positions}``.
+    splitter : callable
+        ``splitter(positions, labels_of_all_wells, seed=...)`` -> two ``(train, test)`` pairs.
+    """
+    import pandas as pd
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    x = np.asarray(statistics, dtype=np.float64)
+    if x.ndim != 2 or len(x) != len(labels):
+        raise ValueError(f"statistics: expected one row per well ({len(labels)} rows, 2-D), got shape {x.shape}")
+    if not np.all(np.isfinite(x)):
+        raise ValueError("statistics: contains NaN or infinite values")
+    rows, predictions = [], {}
+    for ci, (name, positions) in enumerate(sets.items()):
+        if name not in labels:
+            raise KeyError(f"sets: cytokine {name!r} is not a column of labels")
+        y_all = labels[name].to_numpy()
+        for fold, (train, test) in enumerate(splitter(positions, y_all, seed=seed + ci)):
+            model = make_pipeline(StandardScaler(), LogisticRegression(max_iter=5000))
+            model.fit(x[train], y_all[train])
+            y_pred = model.predict(x[test])
+            predictions[(name, "none", fold)] = (np.asarray(test), y_all[test], y_pred)
+            rows.append(dict(model="baseline", cytokine=name, augmentation="none", fold=fold, n_train=len(train),
+                             n_test=len(test), **classification_scores(y_all[test], y_pred)))
+    results = pd.DataFrame(rows).sort_values(["cytokine", "fold"]).reset_index(drop=True)
+    return results, predictions
+
+
 __all__ = ["MIN_PRODUCERS", "MIN_WELLS", "THRESHOLD", "FLIPS", "AUGMENTATIONS", "binarise", "binarise_table",
            "modelable_cytokines", "balance", "balanced_sets", "two_fold_splits", "flip", "flip_augment",
-           "classification_scores", "call_predictable", "score_calls"]
+           "classification_scores", "call_predictable", "score_calls", "STATISTICS", "image_statistics",
+           "baseline_cross_validate"]

@@ -218,6 +218,54 @@ def test_scores_and_calls_by_hand():
     assert calls == {"n": 4, "tp": 1, "fp": 1, "fn": 1, "tn": 1, "precision": 0.5, "recall": 0.5}
 
 
+
+def _discs(n_discs, shape=(32, 32), slots=((6, 6), (6, 24), (24, 6), (24, 24), (15, 15)), order=None):
+    """An image with ``n_discs`` separated discs of radius 3 (29 pixels each) at fixed slots."""
+    rr, cc = np.mgrid[:shape[0], :shape[1]]
+    image = np.zeros(shape)
+    for r, c in [slots[i] for i in (order if order is not None else range(len(slots)))][:n_discs]:
+        image[(rr - r) ** 2 + (cc - c) ** 2 <= 9] = 1.0
+    return image
+
+
+def test_image_statistics_count_and_measure_regions():
+    bar = np.zeros((32, 32))
+    bar[14:18, 4:28] = 1.0  # 4 x 24 pixels
+    s = ck.image_statistics(np.stack([_discs(3), _discs(1), bar, np.zeros((32, 32))]))
+    assert list(s.columns) == list(ck.STATISTICS) and len(s) == 4
+    assert s.objects.tolist() == [3, 1, 1, 0]
+    assert s.object_area[0] == s.object_area[1] == 29 and s.largest_object[2] == 96
+    assert s.dim_fraction[0] == pytest.approx(3 * 29 / 1024)
+    # axis ratio of the bar from its coordinate variances ((n^2 - 1) / 12 along each side)
+    assert s.object_elongation[2] == pytest.approx(np.sqrt((24 ** 2 - 1) / (4 ** 2 - 1)))
+    assert s.object_elongation[1] == pytest.approx(1.0)
+    assert s.object_elongation[3] == 1.0 and s["mean"][3] == 0.0  # an empty well: no regions, no NaN
+    with pytest.raises(ValueError, match=r"images: expected .*\(n, H, W\)"):
+        ck.image_statistics(np.zeros((32, 32)))
+
+
+def test_baseline_finds_a_planted_count_and_keeps_the_protocol():
+    rng = np.random.default_rng(3)
+    y = np.array([0, 1] * 20)
+    images = np.stack([_discs(4 if label else 2, order=rng.permutation(5)) + rng.normal(0, 0.02, (32, 32))
+                       for label in y])
+    labels = pd.DataFrame({"IL-6": y, "noise": rng.permutation(y)})
+    sets = {"IL-6": np.arange(40), "noise": np.arange(40)}
+    results, predictions = ck.baseline_cross_validate(ck.image_statistics(images), labels, sets,
+                                                      splitter=ck.two_fold_splits, seed=0)
+    assert sorted(predictions) == [(c, "none", f) for c in ("IL-6", "noise") for f in (0, 1)]
+    tested = np.concatenate([predictions[("IL-6", "none", f)][0] for f in (0, 1)])
+    assert sorted(tested.tolist()) == list(range(40))  # every well tested exactly once
+    pooled = cm.pooled_scores((results, predictions)).set_index("cytokine")
+    assert pooled.loc["IL-6", "f1"] >= 0.95, "the number of regions separates the classes"
+    assert list(results.columns[:4]) == ["model", "cytokine", "augmentation", "fold"]
+    with pytest.raises(ValueError, match="statistics: expected one row per well"):
+        ck.baseline_cross_validate(np.zeros((39, 12)), labels, sets, splitter=ck.two_fold_splits)
+    with pytest.raises(KeyError, match="IL-8"):
+        ck.baseline_cross_validate(np.zeros((40, 12)), labels, {"IL-8": np.arange(40)},
+                                   splitter=ck.two_fold_splits)
+
+
 # ---------------------------------------------------------------- statistics
 
 

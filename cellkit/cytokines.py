@@ -241,12 +241,12 @@ STATISTICS = ("mean", "std", "bright_fraction", "dim_fraction", "edge_strength",
 
 
 def _objects(image, threshold):
-    """Return (labels, count, areas, elongations) of the connected regions of ``image > threshold``."""
+    """Return (count, areas, elongations) of the connected regions of ``image > threshold``."""
     from scipy import ndimage as ndi
 
     lab, n = ndi.label(image > threshold)
     if n == 0:
-        return lab, 0, np.zeros(1), np.ones(1)
+        return 0, np.zeros(1), np.ones(1)
     index = np.arange(1, n + 1)
     rows, cols = np.indices(image.shape)
     area = ndi.sum_labels(np.ones_like(image), lab, index)
@@ -257,7 +257,7 @@ def _objects(image, threshold):
     # eigenvalues of each region's 2x2 coordinate covariance: the ratio of its axes
     half_trace, det_root = (var_r + var_c) / 2, np.sqrt(((var_r - var_c) / 2) ** 2 + cov ** 2)
     major, minor = half_trace + det_root, np.maximum(half_trace - det_root, 1e-3)
-    return lab, n, area, np.sqrt(major / minor)
+    return n, area, np.sqrt(major / minor)
 
 
 def image_statistics(images):
@@ -282,8 +282,8 @@ def image_statistics(images):
                          f"got shape {images.shape}")
     rows = []
     for image in images:
-        _, n_dim, area_dim, elong = _objects(image, 0.3)
-        _, n_bright, area_bright, _ = _objects(image, 0.5)
+        n_dim, area_dim, elong = _objects(image, 0.3)
+        n_bright, area_bright, _ = _objects(image, 0.5)
         big = elong[area_dim >= 5]
         rows.append((image.mean(), image.std(), (image > 0.5).mean(), (image > 0.3).mean(),
                      np.abs(np.diff(image, axis=0)).mean(), n_dim, area_dim.mean(), area_dim.max(),

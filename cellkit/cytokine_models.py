@@ -540,18 +540,16 @@ def cross_validate(kind: str, source, labels, sets, *, splitter, augmentations=(
     """
     import pandas as pd
 
-    from cellkit.cytokines import AUGMENTATIONS, FLIPS, classification_scores
+    from cellkit.cytokines import AUGMENTATIONS, FLIPS, classification_scores, protocol_folds
 
     jobs = []
-    for ci, (name, positions) in enumerate(sets.items()):
-        y_all = labels[name].to_numpy()
-        for fold, (train, test) in enumerate(splitter(positions, y_all, seed=seed + ci)):
-            for aug in augmentations:
-                views = [0] + [1 + FLIPS.index(f) for f in AUGMENTATIONS[aug]]
-                samples = np.array([(v, w) for v in views for w in train])
-                jobs.append(dict(cytokine=name, augmentation=aug, fold=fold, samples=samples,
-                                 labels=y_all[samples[:, 1]], monitor=np.array([(0, w) for w in train]),
-                                 monitor_labels=y_all[train], test=np.asarray(test), y_test=y_all[test]))
+    for name, fold, train, test, y_all in protocol_folds(labels, sets, splitter=splitter, seed=seed):
+        for aug in augmentations:
+            views = [0] + [1 + FLIPS.index(f) for f in AUGMENTATIONS[aug]]
+            samples = np.array([(v, w) for v in views for w in train])
+            jobs.append(dict(cytokine=name, augmentation=aug, fold=fold, samples=samples,
+                             labels=y_all[samples[:, 1]], monitor=np.array([(0, w) for w in train]),
+                             monitor_labels=y_all[train], test=test, y_test=y_all[test]))
     jobs.sort(key=lambda j: len(j["samples"]))  # similar sizes together: fewer wasted cycles
     rows, predictions = [], {}
     start = time.perf_counter()
@@ -580,8 +578,13 @@ def cross_validate(kind: str, source, labels, sets, *, splitter, augmentations=(
 
 
 def pooled_scores(results_predictions):
-    """Return one row per (cytokine, augmentation): scores of the two test folds pooled (every well tested once)."""
+    """Return one row per (cytokine, augmentation): the two test folds pooled (every well tested once).
+
+    Columns: ``cytokine``, ``augmentation``, the confusion matrix of the pooled folds as
+    counts (``tn``, ``fp``, ``fn``, ``tp``; producer = 1) and ``precision``, ``recall``, ``f1``.
+    """
     import pandas as pd
+    from sklearn.metrics import confusion_matrix
 
     from cellkit.cytokines import classification_scores
 
@@ -591,8 +594,12 @@ def pooled_scores(results_predictions):
         t, p = groups.setdefault((name, aug), ([], []))
         t.append(y_true)
         p.append(y_pred)
-    rows = [dict(cytokine=n, augmentation=a, **classification_scores(np.concatenate(t), np.concatenate(p)))
-            for (n, a), (t, p) in groups.items()]
+    rows = []
+    for (name, aug), (t, p) in groups.items():
+        y_true, y_pred = np.concatenate(t), np.concatenate(p)
+        (tn, fp), (fn, tp) = confusion_matrix(y_true, y_pred, labels=[0, 1])
+        rows.append(dict(cytokine=name, augmentation=aug, tn=int(tn), fp=int(fp), fn=int(fn), tp=int(tp),
+                         **classification_scores(y_true, y_pred)))
     return pd.DataFrame(rows).sort_values(["cytokine", "augmentation"]).reset_index(drop=True)
 
 

@@ -173,6 +173,29 @@ def two_fold_splits(positions, labels, *, seed: int):
     return [(positions[tr], positions[te]) for tr, te in folds.split(positions, y)]
 
 
+def protocol_folds(labels, sets, *, splitter, seed: int = 0):
+    """Yield ``(cytokine, fold, train, test, y_all)`` for every cytokine and fold of the lab's protocol.
+
+    The one place that fixes which wells each model trains and is tested on (cytokine
+    ``i`` is split with ``seed + i``), shared by the CNNs, the ViT heads and the baseline,
+    so that every model of the lab is scored on the same folds.
+
+    Parameters
+    ----------
+    labels : pandas.DataFrame
+        0/1 labels of every well (rows) for each cytokine (columns).
+    sets : dict
+        ``{cytokine: balanced well positions}`` (from :func:`balanced_sets`).
+    splitter : callable
+        ``splitter(positions, labels_of_all_wells, seed=...)`` -> two ``(train, test)`` pairs.
+    """
+    for ci, (name, positions) in enumerate(sets.items()):
+        if name not in labels:
+            raise KeyError(f"sets: cytokine {name!r} is not a column of labels")
+        y_all = labels[name].to_numpy()
+        for fold, (train, test) in enumerate(splitter(positions, y_all, seed=seed + ci)):
+            yield name, fold, np.asarray(train), np.asarray(test), y_all
+
 def flip(images, kind: str) -> np.ndarray:
     """Return ``images`` (n, H, W[, C]) flipped: ``"h"`` left-right, ``"v"`` up-down, ``"t"`` transposed."""
     images = np.asarray(images)
@@ -240,24 +263,27 @@ STATISTICS = ("mean", "std", "bright_fraction", "dim_fraction", "edge_strength",
 """The columns of :func:`image_statistics`."""
 
 
-def _objects(image, threshold):
-    """Return (count, areas, elongations) of the connected regions of ``image > threshold``."""
+def _regions(image, threshold):
+    """Return ``(labels, count, areas)`` of the connected regions of ``image > threshold`` (areas ``[0]`` if none)."""
     from scipy import ndimage as ndi
 
     lab, n = ndi.label(image > threshold)
-    if n == 0:
-        return 0, np.zeros(1), np.ones(1)
+    area = np.bincount(lab.ravel(), minlength=n + 1)[1:].astype(np.float64)
+    return lab, n, area if n else np.zeros(1)
+
+
+def _elongations(lab, n):
+    """Return the axis ratio of each of the ``n`` labelled regions, from its 2x2 coordinate covariance."""
+    from scipy import ndimage as ndi
+
     index = np.arange(1, n + 1)
-    rows, cols = np.indices(image.shape)
-    area = ndi.sum_labels(np.ones_like(image), lab, index)
+    rows, cols = np.indices(lab.shape)
     mean_r, mean_c = ndi.mean(rows, lab, index), ndi.mean(cols, lab, index)
     var_r = ndi.mean(rows * rows, lab, index) - mean_r ** 2
     var_c = ndi.mean(cols * cols, lab, index) - mean_c ** 2
     cov = ndi.mean(rows * cols, lab, index) - mean_r * mean_c
-    # eigenvalues of each region's 2x2 coordinate covariance: the ratio of its axes
     half_trace, det_root = (var_r + var_c) / 2, np.sqrt(((var_r - var_c) / 2) ** 2 + cov ** 2)
-    major, minor = half_trace + det_root, np.maximum(half_trace - det_root, 1e-3)
-    return n, area, np.sqrt(major / minor)
+    return np.sqrt((half_trace + det_root) / np.maximum(half_trace - det_root, 1e-3))
 
 
 def image_statistics(images):
@@ -282,9 +308,9 @@ def image_statistics(images):
                          f"got shape {images.shape}")
     rows = []
     for image in images:
-        n_dim, area_dim, elong = _objects(image, 0.3)
-        n_bright, area_bright, _ = _objects(image, 0.5)
-        big = elong[area_dim >= 5]
+        lab, n_dim, area_dim = _regions(image, 0.3)
+        _, n_bright, area_bright = _regions(image, 0.5)
+        big = _elongations(lab, n_dim)[area_dim >= 5] if n_dim else np.zeros(0)
         rows.append((image.mean(), image.std(), (image > 0.5).mean(), (image > 0.3).mean(),
                      np.abs(np.diff(image, axis=0)).mean(), n_dim, area_dim.mean(), area_dim.max(),
                      n_bright, area_bright.mean(), area_bright.max(), big.mean() if big.size else 1.0))
@@ -309,7 +335,7 @@ def baseline_cross_validate(statistics, labels, sets, *, splitter, seed: int = 0
     sets : dict
         ``{cytokine: balanced well positions}``.
     splitter : callable
-        ``splitter(positions, labels_of_all_wells, seed=...)`` -> two ``(train, test)`` pairs.
+        See :func:`protocol_folds`.
     """
     import pandas as pd
     from sklearn.linear_model import LogisticRegression
@@ -322,22 +348,17 @@ def baseline_cross_validate(statistics, labels, sets, *, splitter, seed: int = 0
     if not np.all(np.isfinite(x)):
         raise ValueError("statistics: contains NaN or infinite values")
     rows, predictions = [], {}
-    for ci, (name, positions) in enumerate(sets.items()):
-        if name not in labels:
-            raise KeyError(f"sets: cytokine {name!r} is not a column of labels")
-        y_all = labels[name].to_numpy()
-        for fold, (train, test) in enumerate(splitter(positions, y_all, seed=seed + ci)):
-            model = make_pipeline(StandardScaler(), LogisticRegression(max_iter=5000))
-            model.fit(x[train], y_all[train])
-            y_pred = model.predict(x[test])
-            predictions[(name, "none", fold)] = (np.asarray(test), y_all[test], y_pred)
-            rows.append(dict(model="baseline", cytokine=name, augmentation="none", fold=fold, n_train=len(train),
-                             n_test=len(test), **classification_scores(y_all[test], y_pred)))
+    for name, fold, train, test, y_all in protocol_folds(labels, sets, splitter=splitter, seed=seed):
+        model = make_pipeline(StandardScaler(), LogisticRegression(max_iter=5000))
+        y_pred = model.fit(x[train], y_all[train]).predict(x[test])
+        predictions[(name, "none", fold)] = (test, y_all[test], y_pred)
+        rows.append(dict(model="baseline", cytokine=name, augmentation="none", fold=fold, n_train=len(train),
+                         n_test=len(test), **classification_scores(y_all[test], y_pred)))
     results = pd.DataFrame(rows).sort_values(["cytokine", "fold"]).reset_index(drop=True)
     return results, predictions
 
 
 __all__ = ["MIN_PRODUCERS", "MIN_WELLS", "THRESHOLD", "FLIPS", "AUGMENTATIONS", "binarise", "binarise_table",
            "modelable_cytokines", "balance", "balanced_sets", "two_fold_splits", "flip", "flip_augment",
-           "classification_scores", "call_predictable", "score_calls", "STATISTICS", "image_statistics",
-           "baseline_cross_validate"]
+           "protocol_folds", "classification_scores", "call_predictable", "score_calls", "STATISTICS",
+           "image_statistics", "baseline_cross_validate"]

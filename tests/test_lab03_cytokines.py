@@ -258,12 +258,33 @@ def test_baseline_finds_a_planted_count_and_keeps_the_protocol():
     assert sorted(tested.tolist()) == list(range(40))  # every well tested exactly once
     pooled = cm.pooled_scores((results, predictions)).set_index("cytokine")
     assert pooled.loc["IL-6", "f1"] >= 0.95, "the number of regions separates the classes"
+    # the pooled confusion counts: every well once, and the scores follow from them
+    counts = pooled[["tn", "fp", "fn", "tp"]]
+    assert (counts.sum(axis=1) == 40).all() and (pooled.tp + pooled.fn == 20).all()
+    np.testing.assert_allclose(pooled.recall, pooled.tp / 20)
+    np.testing.assert_allclose(pooled.precision, pooled.tp / (pooled.tp + pooled.fp))
     assert list(results.columns[:4]) == ["model", "cytokine", "augmentation", "fold"]
     with pytest.raises(ValueError, match="statistics: expected one row per well"):
         ck.baseline_cross_validate(np.zeros((39, 12)), labels, sets, splitter=ck.two_fold_splits)
     with pytest.raises(KeyError, match="IL-8"):
         ck.baseline_cross_validate(np.zeros((40, 12)), labels, {"IL-8": np.arange(40)},
                                    splitter=ck.two_fold_splits)
+
+
+
+def test_protocol_folds_are_the_splitters_with_one_seed_per_cytokine():
+    y = np.array([0, 1] * 10)
+    labels = pd.DataFrame({"A": y, "B": y[::-1]})
+    sets = {"A": np.arange(20), "B": np.arange(2, 20)}
+    got = list(ck.protocol_folds(labels, sets, splitter=ck.two_fold_splits, seed=5))
+    assert [(name, fold) for name, fold, *_ in got] == [("A", 0), ("A", 1), ("B", 0), ("B", 1)]
+    for i, name in enumerate(sets):
+        expected = ck.two_fold_splits(sets[name], labels[name].to_numpy(), seed=5 + i)
+        for (_, fold, train, test, y_all), (e_train, e_test) in zip(got[2 * i:2 * i + 2], expected):
+            assert np.array_equal(train, e_train) and np.array_equal(test, e_test)
+            assert np.array_equal(y_all, labels[name].to_numpy())
+    with pytest.raises(KeyError, match="'C' is not a column of labels"):
+        list(ck.protocol_folds(labels, {"C": np.arange(20)}, splitter=ck.two_fold_splits))
 
 
 # ---------------------------------------------------------------- statistics

@@ -11,7 +11,7 @@ For each lab and mode it measures, each part in its own subprocess (so that one
 lab's memory, compiled functions or backend never leak into the next):
 
 * **notebook**: the lab's solution notebook executed headless through
-  :func:`cellkit.runner.execute_notebook` (wall time, peak RAM of the kernel's
+  :func:`cellkit.course.run.execute_notebook` (wall time, peak RAM of the kernel's
   process tree, peak GPU memory read by the backend inside the kernel);
 * **training**: the lab's real model and batch size, a few ``train_on_batch``
   steps on one real batch of the lab's (synthetic-source) data after a warm-up;
@@ -38,6 +38,8 @@ import tempfile
 import threading
 import time
 from pathlib import Path
+
+from cellkit.course.layout import Layout
 
 ROOT = Path(__file__).resolve().parents[1]
 LABS = {"01": "01_mnist", "02": "02_moa", "03": "03_cytokines", "04": "04_arcface", "05": "05_attention",
@@ -381,10 +383,10 @@ def run_notebook(lab: str, mode: str, source: str, timeout: int = 3600, keep_dir
 
     import nbformat
 
-    from cellkit.runner import INLINE_BACKEND, execute_notebook
+    from cellkit.course.run import INLINE_BACKEND, REPORT_DIR_ENV, execute_notebook
 
     name = LABS[lab]
-    src = ROOT / "solutions" / name
+    src = Layout(ROOT).master(name).parent
     with tempfile.TemporaryDirectory(prefix=f"bench-{name}-") as tmp:
         work = Path(tmp) / name
         shutil.copytree(src, work, ignore=shutil.ignore_patterns(".ipynb_checkpoints", "__pycache__"))
@@ -393,7 +395,7 @@ def run_notebook(lab: str, mode: str, source: str, timeout: int = 3600, keep_dir
         nbformat.write(nb, work / f"{name}.ipynb")
         probe_path = Path(tmp) / "probe.json"
         env = {"CELLKIT_FAST": "1" if mode == "fast" else "0", "CELLKIT_SOURCE": source,
-               "CELLKIT_REPORT_DIR": str(Path(tmp) / "report"), "CELLKIT_BENCH_PROBE": str(probe_path),
+               REPORT_DIR_ENV: str(Path(tmp) / "report"), "CELLKIT_BENCH_PROBE": str(probe_path),
                "MPLBACKEND": INLINE_BACKEND}
         sampler = _TreeSampler()
         sampler.start()
@@ -403,7 +405,7 @@ def run_notebook(lab: str, mode: str, source: str, timeout: int = 3600, keep_dir
         sampler.stop.set()
         sampler.join()
         probe = json.loads(probe_path.read_text()) if probe_path.is_file() else {}
-        recorded = Path(tmp) / "report" / f"{name}.json"  # the key metric the notebook records (cellkit.report)
+        recorded = Path(tmp) / "report" / f"{name}.json"  # the key metric the notebook records (cellkit.course.record)
         metric = json.loads(recorded.read_text()) if recorded.is_file() else {}
     children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024
     peak = max(children, sampler.peak, probe.get("kernel_maxrss_bytes", 0))
@@ -554,8 +556,9 @@ def main(argv=None) -> int:
     rows, device = [], None
     for lab in args.labs:
         name = LABS[lab]
-        if not (ROOT / "solutions" / name / f"{name}.ipynb").is_file():
-            print(f"lab {lab}: skipped, solutions/{name}/{name}.ipynb does not exist yet", flush=True)
+        master = Layout(ROOT).master(name)
+        if not master.is_file():
+            print(f"lab {lab}: skipped, {master.relative_to(ROOT)} does not exist yet", flush=True)
             continue
         for mode in args.modes:
             row = {"lab": name, "mode": mode, "notebook": None, "throughput": None}

@@ -12,20 +12,52 @@ import copy
 import csv
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
 import nbformat
 import pytest
 
-from cellkit import grading
-from cellkit.release import check_version, filled_student_notebook, notebook_version, solution_notebook
+from cellkit.course import grading
+from cellkit.course.build import otter_assign, refresh_master
+from cellkit.course.layout import Layout
+from cellkit.release import check_version, notebook_version
 
 LAB = "01_mnist"
 ROOT = Path(__file__).resolve().parents[1]
+
+
+def solution_notebook(lab: str, root: Path):
+    """Return the runnable solution notebook of ``lab`` (otter assign's autograder copy of the master)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        staged = Path(tmp) / "master" / f"{lab}.ipynb"
+        staged.parent.mkdir()
+        shutil.copy(Layout.of(root).master(lab), staged)
+        refresh_master(staged)
+        dist = otter_assign(staged, Path(tmp) / "dist")
+        return nbformat.read(dist.solution_notebook(lab), as_version=4)
+
+
+def filled_student_notebook(lab: str, root: Path, solution):
+    """Return the released student notebook of ``lab`` with every answer cell filled in from the solution.
+
+    This is what a perfect student submits (same cell ids, same check cells): grading it must give full marks.
+    """
+    student = nbformat.read(Layout.of(root).student_notebook(lab), as_version=4)
+    answers = [c for c in solution.cells if "otter_assign_solution_cell" in c.metadata.get("tags", [])]
+    slots = [c for c in student.cells if "otter_answer_cell" in c.metadata.get("tags", [])]
+    assert len(answers) == len(slots), f"lab {lab}: answer cells and solution cells differ: rebuild the lab"
+    filled = copy.deepcopy(student)
+    answer_iter = iter(answers)
+    for cell in filled.cells:
+        if "otter_answer_cell" in cell.metadata.get("tags", []):
+            cell.source = next(answer_iter).source
+    return filled
 
 
 # ------------------------------------------------------------------ corpus
@@ -243,8 +275,8 @@ def test_code_scan_and_invalid_notebooks():
     nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("import ctypes\nf = sys._getframe(1)")])
     found = " ".join(grading.scan_code(nb))
     assert "ctypes" in found and "frames" in found
-    assert grading._read_notebook(b"\x89PNG\r\n\x1a\n\x00")[1].startswith("not a notebook")
-    assert "invalid JSON" in grading._read_notebook(b"{")[1]
+    assert grading.read_notebook(b"\x89PNG\r\n\x1a\n\x00")[1].startswith("not a notebook")
+    assert "invalid JSON" in grading.read_notebook(b"{")[1]
 
 
 def test_gradebook_rows_are_unique_and_atomic(tmp_path):

@@ -20,7 +20,7 @@ import shutil
 import zipfile
 from pathlib import Path
 
-from cellkit.atomic import atomic_dir, write_text
+from cellkit.atomic import atomic_dir, sha256, write_text
 from cellkit.config import Config, get_config
 from cellkit.data.registry import Dataset, get_dataset
 from cellkit.errors import DataError, DataUnavailableError, HashMismatchError
@@ -29,13 +29,6 @@ _VERIFIED = ".cellkit-verified.json"
 _COMPLETE = ".cellkit-complete"
 
 
-def sha256(path, chunk: int = 1 << 20) -> str:
-    """Return the hex SHA-256 of a file."""
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(chunk), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def verify(dataset: Dataset | str, folder) -> Path:

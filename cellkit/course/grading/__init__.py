@@ -1,0 +1,296 @@
+"""Grading student submissions: a sandboxed process per notebook, a resumable gradebook, feedback in words.
+
+:func:`grade` takes a folder (or a learning-management system's zip) of ``.ipynb``
+files for one lab and, several at a time, runs each submission in its own
+process and scratch folder, then scores it with the lab's public *and hidden*
+tests (otter-grader's exception-style test files, parsed and scored by otter's
+own :class:`otter.test_files.ExceptionTestFile`).  The package splits the work by concern:
+:mod:`.submissions` (finding, naming and reading the files; their structure),
+:mod:`.sandbox` (the grader's side of the child process), :mod:`._worker` (the child itself,
+standard library only until sandboxed), :mod:`.scoring` (statuses, rows, feedback) and
+:mod:`.gradebook` (the CSV and the summary).  It writes
+
+- the gradebook ``OUT`` (CSV, one row per student: ``id, file, status, reason``,
+  the score of each question, ``total, possible, seconds, sha256``), rewritten
+  atomically after every submission, so that a grader killed halfway leaves the
+  previous complete file and a re-run grades only what is missing;
+- one feedback file per student, ``OUT_STEM-feedback/ID.md``: each question, each
+  public and hidden test, passed or failed with the check's message in words;
+- a summary: the score distribution and every submission that needs a person's look.
+
+Why not ``otter run``?  otter's local runner unpacks the autograder zip, hidden
+tests included, beside the submission and executes the notebook there, as the
+same user, with no time or memory limit: the student's code can read the hidden
+tests while it runs.  Here the notebook runs first with the *public* tests only;
+the hidden tests reach the process through a pipe once every cell has run.
+
+The threat model (what the sandbox does, and where it stops) is in :mod:`.sandbox`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import sys
+import tempfile
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from cellkit.atomic import sha256, write_text
+from cellkit.config import get_config
+from cellkit.course import setup_cell
+from cellkit.course.autograder import ensure as ensure_autograder
+from cellkit.course.autograder import question_points
+from cellkit.course.autograder import tests as autograder_tests
+from cellkit.course.grading.gradebook import read_gradebook, summary, write_gradebook
+from cellkit.course.grading.sandbox import Context, execute, sandbox_available
+from cellkit.course.grading.scoring import (PRIORITY, STATUSES, cell_reasons, empty_row, feedback_text, finish_row,
+                                            process_reasons)
+from cellkit.course.grading.submissions import (compare_with_release, find_submissions, lab_of, read_notebook,
+                                                scan_code, student_id, unpack)
+from cellkit.course.layout import PACKAGE_DIR, Layout, course_version, resolve_labs
+
+__all__ = ["grade", "grade_submission", "STATUSES", "PRIORITY", "read_gradebook", "write_gradebook", "summary",
+           "student_id", "compare_with_release", "scan_code", "read_notebook", "find_submissions",
+           "sandbox_available"]
+
+
+def _static_reasons(nb, ctx: Context) -> list[tuple[str, str]]:
+    """Return what the submitted file shows before anything runs: its structure, release, suspicious code."""
+    reasons = []
+    if lab_of(nb) is None:
+        reasons.append(("flagged", f"no lab name in the notebook (metadata or setup cell); graded as {ctx.lab}"))
+    reasons += [("flagged", n) for n in compare_with_release(nb, ctx.released)]
+    pinned = setup_cell.pinned_version(nb)
+    if pinned and pinned != course_version():
+        reasons.append(("flagged", f"the notebook comes from release {pinned}; graded with cellkit {course_version()}"))
+    reasons += [("suspicious", f"suspicious code: {n}") for n in scan_code(nb)]
+    return reasons
+
+
+def _run(nb, ctx: Context, sid: str) -> dict:
+    """Return the worker's events after running ``nb`` (outputs stripped) in a scratch folder."""
+    import nbformat
+
+    clean = nbformat.from_dict(json.loads(nbformat.writes(nb)))
+    for cell in clean.cells:
+        if cell.cell_type == "code":
+            cell.outputs, cell.execution_count = [], None
+    with tempfile.TemporaryDirectory(prefix="cellkit-grade-") as tmp:
+        scratch = Path(tmp) / "work"
+        scratch.mkdir()
+        events = execute(ctx, nbformat.writes(clean).encode(), scratch)
+        if ctx.keep_scratch:
+            keep = ctx.feedback_dir / ".logs"
+            keep.mkdir(parents=True, exist_ok=True)
+            shutil.copy(events["log"], keep / f"{sid}.log")
+    return events
+
+
+def grade_submission(path: Path, ctx: Context, sid: str) -> tuple[dict, str]:
+    """Return ``(gradebook row, feedback Markdown)`` for one submitted file."""
+    data = path.read_bytes()
+    row = empty_row(sid, path.name, ctx.points, sha256(data))
+    nb, problem = (None, "not a notebook: the file name does not end in .ipynb") if path.suffix != ".ipynb" \
+        else read_notebook(data)
+    questions, cells = [], []
+    if nb is None:
+        reasons = [("invalid", problem)]
+    elif lab_of(nb) not in (None, ctx.lab):
+        reasons = [("wrong_lab", f"this notebook is lab {lab_of(nb)}, not {ctx.lab}")]
+    else:
+        reasons = _static_reasons(nb, ctx)
+        events = _run(nb, ctx, sid)
+        row["seconds"] = events["seconds"]
+        cells = events.get("executed", {}).get("cells", [])
+        questions = events.get("results", {}).get("questions", [])
+        reasons += cell_reasons(cells, nb) + process_reasons(events, questions)
+    finish_row(row, questions, reasons)
+    return row, feedback_text(row, questions, cells, ctx.lab)
+
+
+def _check_arguments(submissions: Path, timeout: float, memory_limit: float) -> None:
+    if not submissions.exists():
+        raise FileNotFoundError(f"submissions={submissions}: no such folder or zip")
+    if timeout <= 0 or memory_limit <= 0:
+        raise ValueError(f"timeout={timeout}, memory_limit={memory_limit}: expected positive numbers")
+    for needed in (Path(sys.prefix).resolve(), PACKAGE_DIR):
+        if submissions == needed or submissions in needed.parents:
+            raise ValueError(f"submissions={submissions}: this folder holds the Python environment or cellkit "
+                             "itself, which the sandbox must hide; put the submissions in a folder of their own")
+
+
+def _default_workers(memory_limit: float) -> int:
+    try:
+        free = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") / 2**30
+    except (ValueError, OSError, AttributeError):
+        free = 8.0
+    return max(1, min(os.cpu_count() or 1, int(free // max(memory_limit, 1.0)) or 1))
+
+
+def _plan(files: list[Path], folder: Path, lab: str, rows: dict, regrade: bool) -> list[tuple[str, Path, bool]]:
+    """Return ``(student id, file, renamed)`` for each file to grade: new, changed, or ``regrade``."""
+    jobs, ids = [], {}
+    for path in files:
+        nb_meta = None
+        if path.suffix == ".ipynb":
+            try:
+                nb_meta = json.loads(path.read_bytes().decode("utf-8-sig"))
+            except (ValueError, UnicodeDecodeError):
+                nb_meta = None
+        sid = student_id(path, folder, lab, nb_meta)
+        base, n = sid, 2
+        while sid in ids:
+            sid, n = f"{base}-{n}", n + 1
+        ids[sid] = path
+        old = rows.get(sid)
+        if old and not regrade and old.get("sha256") == sha256(path) and old.get("status") != "error":
+            continue
+        jobs.append((sid, path, base != sid))
+    return jobs
+
+
+def _run_jobs(jobs, ctx: Context, rows: dict, out: Path, workers: int, verbose: bool) -> None:
+    """Grade ``jobs`` ``workers`` at a time; each row is written to the gradebook as soon as it is known."""
+    lock = threading.Lock()
+    questions = list(ctx.points)
+
+    def one(job):
+        sid, path, renamed = job
+        try:
+            row, text = grade_submission(path, ctx, sid)
+        except Exception as exc:  # noqa: BLE001 - one bad submission never aborts the batch
+            row = empty_row(sid, path.name, ctx.points, sha256(path))
+            finish_row(row, [], [("error", f"grader error: {type(exc).__name__}: {exc}"[:1500])])
+            text = feedback_text(row, [], [], ctx.lab)
+        if ctx.stopping:  # interrupted: this row is not a grade; the next run grades it
+            return None
+        if renamed:
+            row["reason"] = "; ".join(x for x in [row["reason"], "two files map to the same student id"] if x)
+            if row["status"] == "ok":
+                row["status"] = "flagged"
+        write_text(ctx.feedback_dir / f"{sid}.md", text)
+        with lock:
+            rows[sid] = row
+            write_gradebook(out, rows, questions)
+        if verbose:
+            print(f"  {sid:24s} {row['status']:13s} {float(row['total']):g}/{row['possible']:g} "
+                  f"({row['seconds']:.0f} s) {row['reason'][:120]}", flush=True)
+        return row
+
+    pool = ThreadPoolExecutor(max_workers=workers)
+    try:
+        list(pool.map(one, jobs))
+    except BaseException:  # Ctrl-C or a kill: stop the workers (their own sessions miss the signal)
+        ctx.stopping = True
+        for proc in list(ctx.live):
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        pool.shutdown(wait=False, cancel_futures=True)
+        raise
+    pool.shutdown()
+
+
+def grade(submissions, lab, out, *, workers: int | None = None, timeout: float = 600, memory_limit: float = 6.0,
+          fast: bool = True, regrade: bool = False, source: str | None = None, cell_timeout: float | None = None,
+          test_timeout: float = 120, sandbox: bool | None = None, root=None, keep_logs: bool = False,
+          autograder=None, verbose: bool = True) -> dict:
+    """Return the gradebook rows (by student id) after grading every submission of ``lab``.
+
+    Parameters
+    ----------
+    submissions : path
+        A folder of ``.ipynb`` files (searched recursively: one folder per student works) or a zip of them.
+    lab : str
+        ``01``, ``01_mnist`` or ``mnist``.
+    out : path
+        The gradebook CSV; feedback goes to ``<out stem>-feedback/<id>.md`` beside it.
+    workers : int, optional
+        Submissions graded at once (default: the CPU cores, within the memory that ``memory_limit`` allows).
+    timeout : float
+        Seconds each notebook's cells may run in all; a cell running when it runs out is interrupted and the
+        rest are skipped; the process is killed ``test_timeout + 90`` s later at the latest.
+    memory_limit : float
+        GiB of address space per submission (``RLIMIT_AS``; TensorFlow alone maps about 2 GiB).
+    fast : bool
+        Run the labs in fast mode (``CELLKIT_FAST=1``): the instructor's choice.
+    regrade : bool
+        Grade again the submissions already in the gradebook (by default only new or changed files are graded).
+    source : {"real", "synthetic"}, optional
+        The data source (default: ``$CELLKIT_SOURCE``).
+    cell_timeout : float, optional
+        The budget for the cells (default ``timeout``).
+    sandbox : bool, optional
+        Use namespaces (default: when available); ``False`` runs plain processes (audit hook and limits only).
+    autograder : path, optional
+        The otter autograder zip whose tests grade (default ``build/autograder/LAB-autograder.zip``); pass the
+        release's ``instructors/autograder/LAB-autograder.zip`` to grade against exactly what was released.
+
+    Returns
+    -------
+    dict
+        ``{"rows": {id: row}, "summary": str, "seconds": float, "graded": int, "sandbox": str}``.
+    """
+    import nbformat
+
+    t0 = time.perf_counter()
+    layout = Layout.of(root)
+    lab = resolve_labs([str(lab)], layout)[0]
+    for needed in (layout.student_notebook(lab), layout.public_tests(lab)):
+        if not needed.exists():
+            raise FileNotFoundError(f"{needed} is missing: run 'cellkit course build {lab}' first")
+    if autograder is None:
+        zip_path = ensure_autograder(lab, layout)
+    else:
+        zip_path = Path(autograder).resolve()
+        if not zip_path.is_file():
+            raise FileNotFoundError(f"autograder={autograder}: no such zip")
+    submissions, out = Path(submissions).resolve(), Path(out).resolve()
+    _check_arguments(submissions, timeout, memory_limit)
+    feedback_dir = out.with_name(f"{out.stem}-feedback")
+    tests = autograder_tests(zip_path)
+    points = question_points(tests)
+    sandbox = sandbox_available() if sandbox is None else sandbox
+    with tempfile.TemporaryDirectory(prefix="cellkit-submissions-") as unpacked:
+        folder = unpack(submissions, Path(unpacked)) if submissions.is_file() else submissions
+        files = find_submissions(folder, skip=[out])
+        if out.parent == folder or folder in out.parents:
+            files = [f for f in files if feedback_dir not in f.parents]
+        data_dir = get_config().data_dir
+        data_dir.mkdir(parents=True, exist_ok=True)
+        protected = [*layout.instructor_only(), folder, submissions, out, feedback_dir, zip_path]
+        ctx = Context(lab, {"root": layout.root, "public": layout.public_tests(lab), "autograder": zip_path},
+                      tests, points, fast=fast, source=source, timeout=timeout,
+                      cell_timeout=cell_timeout or timeout, test_timeout=test_timeout,
+                      memory_limit=int(memory_limit * 2**30), sandbox=bool(sandbox), protected=protected,
+                      rw=[data_dir], threads=1, feedback_dir=feedback_dir, keep_scratch=keep_logs)
+        ctx.released = nbformat.read(layout.student_notebook(lab), as_version=4)
+        rows = read_gradebook(out)
+        jobs = _plan(files, folder, lab, rows, regrade)
+        workers = max(1, min(workers or _default_workers(memory_limit), len(jobs) or 1))
+        if verbose:
+            print(f"grading {len(jobs)} of {len(files)} submission(s) of {lab} ({len(files) - len(jobs)} already "
+                  f"graded), {workers} at a time, {'fast' if fast else 'full'} mode, time budget {timeout:.0f} s, "
+                  f"memory {memory_limit:g} GiB, sandbox: {'namespaces' if sandbox else 'process only'}", flush=True)
+            if not sandbox:
+                print("WARNING sandbox: process only (no user namespaces here): student code runs as your user; "
+                      "the audit hook blocks Python-level access to the tests, native code is not stopped",
+                      flush=True)
+        feedback_dir.mkdir(parents=True, exist_ok=True)
+        if jobs:
+            _run_jobs(jobs, ctx, rows, out, workers, verbose)
+        elif not out.exists():
+            write_gradebook(out, rows, list(points))
+    text = summary(rows, sum(points.values()))
+    seconds = time.perf_counter() - t0
+    if verbose:
+        print(text)
+        print(f"graded {len(jobs)} submission(s) in {seconds:.1f} s; gradebook {out}, feedback in {feedback_dir}/")
+    return {"rows": rows, "summary": text, "seconds": seconds, "graded": len(jobs),
+            "sandbox": "namespaces" if sandbox else "process only", "gradebook": out, "feedback": feedback_dir}

@@ -22,8 +22,8 @@ import sys
 from pathlib import Path
 
 from cellkit.course.build import build, build_lab, check, refresh_master
-from cellkit.course.layout import (PACKAGED_LABS, REPOSITORY, Layout, colab_url, course_version, labs, pip_spec,
-                                   release_ref, repo_root, resolve_labs, walkthroughs)
+from cellkit.course.layout import (PACKAGED_LABS, Layout, colab_url, course_version, labs, pip_spec,
+                                   release_ref, repo_root, repository, resolve_labs, walkthroughs)
 from cellkit.course.release import check_version
 from cellkit.course.run import record
 from cellkit.course.setup_cell import SETUP_TAG
@@ -48,6 +48,6 @@ def grader(lab: str, tests_dir: str = "tests"):
     return otter.Notebook(tests_dir=str(here))
 
 
-__all__ = ["grader", "check_version", "record", "REPOSITORY", "SETUP_TAG", "build", "build_lab", "check",
+__all__ = ["grader", "check_version", "record", "repository", "SETUP_TAG", "build", "build_lab", "check",
            "colab_url", "course_version", "find_setup_cell", "labs", "pip_spec", "refresh_master", "release_ref",
            "repo_root", "resolve_labs", "setup_cell_source", "walkthroughs"]

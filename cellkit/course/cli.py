@@ -8,6 +8,7 @@ from __future__ import annotations
 from cellkit.course.build import build, check
 from cellkit.course.grading import grade
 from cellkit.course.layout import Layout, labs
+from cellkit.course.publish import publish, write_badges
 from cellkit.course.release import build_release
 from cellkit.course.run import run
 
@@ -38,6 +39,11 @@ def _cmd_course_check(args) -> int:
 
 def _cmd_release(args) -> int:
     build_release(args.version, out=args.out, labs=args.labs, check=not args.no_check)
+    if args.publish:
+        layout = Layout.of(None)
+        publish(args.publish, args.version, layout)
+        if write_badges(layout.root / "README.md", args.publish, args.version, cwd=layout.root):
+            print("README.md: badges now point at the release tag; commit it")
     return 0
 
 
@@ -89,6 +95,10 @@ def add_commands(sub) -> None:
     p.add_argument("--version", default=None, help="version to release (default and only allowed: the installed one)")
     p.add_argument("--out", default=None, help="output folder (default: build/release/VERSION)")
     p.add_argument("--no-check", action="store_true", help="skip the check that labs/ match the masters")
+    p.add_argument("--publish", metavar="REMOTE", default=None,
+                   help="then push the committed student part (package, labs, walkthroughs; no solutions) to the "
+                        "students' git repository REMOTE as one commit tagged vVERSION, and point README.md's "
+                        "badges at that tag once the remote has it")
     p.set_defaults(func=_cmd_release)
 
     p = sub.add_parser("grade", help="grade a folder or zip of submitted notebooks",

@@ -23,13 +23,45 @@ from pathlib import Path
 
 import cellkit
 
-REPOSITORY = "https://github.com/cellkit-course/cellkit"
-"""The course repository: the Colab install cell and the "Open in Colab" badges point here."""
+DEFAULT_REPOSITORY = "https://github.com/cellkit-course/cellkit"
 
 LAB_PATTERN = re.compile(r"^\d\d_[a-z0-9_]+$")
 PACKAGE_DIR = Path(cellkit.__file__).resolve().parent
 PACKAGED_LABS = PACKAGE_DIR / "_labs"
 """Where a wheel carries ``labs/*/tests`` (see pyproject.toml), for a notebook opened on its own in Colab."""
+
+
+def repository() -> str:
+    """Return the public repository students install cellkit from and open the labs in.
+
+    The one place it is set is ``[project.urls] Repository`` in pyproject.toml: in a clone it is read
+    from there, in an installed cellkit from the package's metadata (which pip built from the same
+    line).  A course that forks this one changes that line, runs ``cellkit course build`` (the setup
+    cells' install line) and ``cellkit release --publish`` (badges), and nothing else.
+    """
+    pyproject = PACKAGE_DIR.parent / "pyproject.toml"
+    if pyproject.is_file():
+        import tomllib
+
+        urls = tomllib.loads(pyproject.read_text()).get("project", {}).get("urls", {})
+        if urls.get("Repository"):
+            return urls["Repository"].rstrip("/")
+    from importlib import metadata
+
+    try:
+        for entry in metadata.metadata("cellkit").get_all("Project-URL") or []:
+            label, _, url = entry.partition(",")
+            if label.strip().lower() == "repository" and url.strip():
+                return url.strip().rstrip("/")
+    except metadata.PackageNotFoundError:
+        pass
+    return DEFAULT_REPOSITORY
+
+
+def __getattr__(name: str):
+    if name == "REPOSITORY":  # the constant of earlier versions, now a setting
+        return repository()
+    raise AttributeError(name)
 
 
 def course_version() -> str:
@@ -42,9 +74,12 @@ def release_ref(version: str | None = None) -> str:
     return f"v{version or course_version()}"
 
 
-def pip_spec(version: str | None = None) -> str:
-    """Return the pip requirement that installs this course version of cellkit from the repository."""
-    return f"cellkit @ git+{REPOSITORY}@{release_ref(version)}"
+def pip_spec(version: str | None = None, extra: str = "colab") -> str:
+    """Return the pip requirement that installs this course version of cellkit from the repository.
+
+    The ``colab`` extra keeps otter-grader at a version that leaves Colab's own packages as they are.
+    """
+    return f"cellkit{f'[{extra}]' if extra else ''} @ git+{repository()}@{release_ref(version)}"
 
 
 def student_path(lab: str) -> str:
@@ -54,7 +89,7 @@ def student_path(lab: str) -> str:
 
 def colab_url(lab: str, ref: str | None = None) -> str:
     """Return the "Open in Colab" URL of the student notebook of ``lab`` at git ``ref`` (default the release tag)."""
-    owner_repo = REPOSITORY.removeprefix("https://github.com/")
+    owner_repo = repository().removeprefix("https://github.com/")
     return f"https://colab.research.google.com/github/{owner_repo}/blob/{ref or release_ref()}/{student_path(lab)}"
 
 
@@ -63,12 +98,19 @@ def autograder_name(lab: str) -> str:
     return f"{lab}-autograder.zip"
 
 
+class NotACheckout(FileNotFoundError):
+    """A course command ran from an installed cellkit, with no course repository beside it."""
+
+
 def repo_root() -> Path:
     """Return the repository root (the folder holding ``solutions/``), found from the package's location."""
     root = PACKAGE_DIR.parent
     if not (root / "solutions").is_dir():
-        raise FileNotFoundError(f"no solutions/ folder beside the cellkit package at {root}: "
-                                "course commands need a clone of the course repository")
+        raise NotACheckout(
+            f"this cellkit is installed at {PACKAGE_DIR}, not run from a clone of the course repository: 'cellkit "
+            "run', 'course', 'release' and 'grade' read the master notebooks in solutions/. Clone the course "
+            "repository, then in it run 'make install' (or pip install -e \".[course]\") and use its .venv/bin/cellkit. "
+            "(A student needs none of this: open a lab's notebook, its first cell installs what it needs.)")
     return root
 
 

@@ -43,26 +43,46 @@ class VersionMismatchWarning(UserWarning):
     """The installed cellkit is not the version a notebook was released with."""
 
 
-def check_version(expected: str, *, installed: str | None = None) -> bool:
-    """Return True when the installed cellkit is ``expected``; otherwise warn, with the command that fixes it.
+def _installed_version() -> str | None:
+    """Return the cellkit version pip has installed (its metadata), which may differ from the one imported."""
+    from importlib import metadata
 
-    The setup cell of every released notebook calls this with the version it was released with.
+    try:
+        return metadata.version("cellkit")
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def check_version(expected: str, *, installed: str | None = None, loaded: str | None = None) -> bool:
+    """Return True when the cellkit this session runs is ``expected``; otherwise warn, with the command that fixes it.
+
+    The setup cell of every released notebook calls this with the version it was released with.  Two
+    versions can differ from it: the one *loaded* (imported into this Python session) and the one
+    *installed* (what pip put on disk, e.g. by the install cell after cellkit was first imported);
+    the warning says which, since the fixes differ (restart the session, or install the release).
 
     Examples
     --------
-    >>> check_version("0.1.0", installed="0.1.0")
+    >>> check_version("0.1.0", installed="0.1.0", loaded="0.1.0")
     True
     """
     if not isinstance(expected, str) or not re.fullmatch(r"\d+(\.\d+)*([a-z0-9.+-]*)", expected):
         raise ValueError(f"expected={expected!r}: expected a version string such as '0.1.0'")
-    installed = course_version() if installed is None else installed
-    if installed == expected:
+    loaded = course_version() if loaded is None else loaded
+    installed = _installed_version() if installed is None else installed
+    if loaded == expected:
         return True
-    warnings.warn(
-        f"this notebook was released with cellkit {expected}, but cellkit {installed} is installed: checks and "
-        f"data may not match the notebook. Fix: run  pip install \"{pip_spec(expected)}\"  (in Colab: "
-        "Runtime > Restart session afterwards), or open the notebook of the release you have installed.",
-        VersionMismatchWarning, stacklevel=2)
+    if installed == expected:
+        message = (f"this notebook was released with cellkit {expected}, which is installed, but this session "
+                   f"still runs cellkit {loaded}, loaded before the install. Fix: restart the session "
+                   "(Colab: Runtime > Restart session; Jupyter: Kernel > Restart) and run the notebook again.")
+    else:
+        on_disk = f" (installed: {installed})" if installed and installed != loaded else ""
+        message = (f"this notebook was released with cellkit {expected}, but this session runs cellkit {loaded}"
+                   f"{on_disk}: checks and data may not match the notebook. Fix: run  pip install \"{pip_spec(expected)}\""
+                   "  then restart the session (Colab: Runtime > Restart session), or open the notebook of the "
+                   "release you have.")
+    warnings.warn(message, VersionMismatchWarning, stacklevel=2)
     return False
 
 

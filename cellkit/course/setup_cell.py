@@ -33,11 +33,10 @@ import sys
 if "google.colab" in sys.modules:
     import subprocess
 
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q",
-                    "{pip_spec(version)}", "otter-grader"], check=True)
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "{pip_spec(version)}"], check=True)
 
 import cellkit
-from cellkit.release import check_version
+from cellkit.course import check_version
 
 check_version("{version or course_version()}")  # warns, with the fix, if the installed cellkit is another release
 {grading}config = cellkit.setup("{lab}")  # prints backend, device, fast/full mode and data source'''

@@ -25,6 +25,11 @@ import cellkit
 
 DEFAULT_REPOSITORY = "https://github.com/cellkit-course/cellkit"
 
+STUDENT_PATHS = ("cellkit", "data", "labs", "notebooks", "LICENSE", "README.md", "pyproject.toml",
+                 "environment.yml")
+"""What the students' repository holds (``cellkit release --publish``): enough to ``pip install`` cellkit
+and open every lab, and nothing of :meth:`Layout.instructor_only`."""
+
 LAB_PATTERN = re.compile(r"^\d\d_[a-z0-9_]+$")
 PACKAGE_DIR = Path(cellkit.__file__).resolve().parent
 PACKAGED_LABS = PACKAGE_DIR / "_labs"

@@ -4,7 +4,7 @@ The course repository (instructors') holds the masters with their solutions and 
 private.  Students need a public repository for two things: the "Open in Colab" badges open a notebook
 there, and each notebook's first cell installs cellkit from there (``pip install "cellkit[colab] @
 git+URL@vVERSION"``).  :func:`publish` copies the committed student part of the course repository
-(:data:`STUDENT_PATHS`: the package, its dataset registry, the student labs and walkthroughs, the
+(:data:`~cellkit.course.layout.STUDENT_PATHS`: the package, its dataset registry, the student labs and walkthroughs, the
 licence and the packaging files) into that repository as one commit, tags it ``vVERSION`` and pushes
 both; it refuses to go on when the tag already names other content, and it checks that the tag exists
 on the remote before it writes any badge for it.  ``[project.urls] Repository`` in pyproject.toml
@@ -21,11 +21,7 @@ import tempfile
 from pathlib import Path
 
 from cellkit.atomic import write_text
-from cellkit.course.layout import Layout, colab_url, course_version, release_ref, repository
-
-STUDENT_PATHS = ("cellkit", "data", "labs", "notebooks", "LICENSE", "README.md", "pyproject.toml",
-                 "environment.yml")
-"""What the students' repository holds: enough to ``pip install`` cellkit and open every lab, no solution."""
+from cellkit.course.layout import STUDENT_PATHS, Layout, colab_url, course_version, release_ref, repository
 
 _BADGE_URL = re.compile(r"https://colab\.research\.google\.com/github/[^/\s)]+/[^/\s)]+/blob/[^/\s)]+/")
 
@@ -68,7 +64,8 @@ def student_tree(layout: Layout, dest: Path, ref: str = "HEAD") -> list[str]:
         with tarfile.open(archive) as tar:
             members = [m for m in tar.getmembers() if m.isfile()]
             names = [m.name for m in members]
-            private = [n for n in names if n.split("/")[0] in ("solutions", "build")]
+            instructors = {path.name for path in layout.instructor_only()}
+            private = [n for n in names if n.split("/")[0] in instructors]
             if private:
                 raise PublishError(f"the students' copy would include instructors' files: {private[:3]}")
             tar.extractall(dest, members=members, filter="data")

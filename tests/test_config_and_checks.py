@@ -23,6 +23,8 @@ def test_environment_drives_the_config(monkeypatch, tmp_path):
     ("CELLKIT_FAST", "maybe", "CELLKIT_FAST='maybe': expected 1 or 0"),
     ("CELLKIT_SOURCE", "imaginary", "CELLKIT_SOURCE='imaginary': expected 'real' or 'synthetic'"),
     ("CELLKIT_SEED", "abc", "CELLKIT_SEED='abc': expected an integer"),
+    ("CELLKIT_SEED", "-1", r"CELLKIT_SEED='-1': expected an integer from 0 to 2\*\*32 - 1"),
+    ("CELLKIT_SEED", str(2**32), r"CELLKIT_SEED='4294967296': expected an integer from 0 to 2\*\*32 - 1"),
 ])
 def test_bad_environment_values_are_named(monkeypatch, var, value, message):
     monkeypatch.setenv(var, value)
@@ -35,6 +37,8 @@ def test_config_validates_arguments():
         Config(source="web")
     with pytest.raises(ValueError, match="seed='1': expected an integer"):
         Config(seed="1")
+    with pytest.raises(ValueError, match="seed=-3: expected an integer from 0"):
+        Config(seed=-3)
 
 
 def test_setup_prints_backend_device_mode_and_source_and_seeds(capsys):
@@ -42,6 +46,7 @@ def test_setup_prints_backend_device_mode_and_source_and_seeds(capsys):
     out = capsys.readouterr().out
     for word in ("backend : ", "device  : CPU", "mode    : fast", "data    : synthetic", "seed    : 5"):
         assert word in out
+    assert "CELLKIT_FAST=0 runs the real lab" in out and "CELLKIT_FAST=1" not in out, "in fast mode, say how to leave it"
     a = np.random.rand(3)
     cellkit.setup("01_mnist", seed=5, verbose=False)
     assert np.array_equal(a, np.random.rand(3)), "the same seed gives the same random numbers"

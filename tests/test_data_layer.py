@@ -300,3 +300,16 @@ def test_synth_toolkit_is_deterministic_and_in_range():
     d = np.linalg.norm(pts[:, None] - pts[None], axis=-1) + np.eye(len(pts)) * 1e9
     assert d.min() >= 15
     assert synth.to_uint8(np.array([0.0, 1.0])).tolist() == [0, 255]
+
+
+def test_download_progress_is_plain_text_on_stdout(toy, capsys):
+    """The bar renders in a terminal, Colab and a saved notebook alike: text, not an ipywidgets widget."""
+    name = toy["register"]()
+    fetch_mod.fetch(name)
+    out = capsys.readouterr().out
+    assert "toy.zip: 100%" in out, out
+    from tqdm.std import tqdm
+
+    bar = fetch_mod.text_progress_bar("x", total=3, unit="file")
+    assert type(bar) is tqdm, "tqdm.auto would draw a widget inside a notebook kernel"
+    bar.close()

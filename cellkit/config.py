@@ -85,6 +85,8 @@ class Config:
         if not 0 <= self.seed < 2**32:
             raise ValueError(f"seed={self.seed}: expected an integer from 0 to 2**32 - 1 (NumPy's seed range)")
         object.__setattr__(self, "data_dir", Path(self.data_dir).expanduser())
+        if self.data_dir.exists() and not self.data_dir.is_dir():
+            raise ValueError(f"data_dir={str(self.data_dir)!r} is a file: expected a folder (it is created if missing)")
 
     @property
     def mode(self) -> str:
@@ -126,6 +128,9 @@ def get_config(**overrides) -> Config:
     if source not in SOURCES:
         raise ValueError(f"environment variable CELLKIT_SOURCE={source!r}: expected 'real' or 'synthetic'")
     data_dir = os.environ.get("CELLKIT_DATA_DIR")
+    if data_dir and Path(data_dir).expanduser().exists() and not Path(data_dir).expanduser().is_dir():
+        raise ValueError(f"environment variable CELLKIT_DATA_DIR={data_dir!r} is a file: expected a folder "
+                         f"(it is created if missing)")
     values = dict(
         fast=_env_flag("CELLKIT_FAST"),
         source=source,

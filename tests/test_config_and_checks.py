@@ -32,6 +32,16 @@ def test_bad_environment_values_are_named(monkeypatch, var, value, message):
         get_config()
 
 
+def test_data_dir_that_is_a_file_is_named(monkeypatch, tmp_path):
+    a_file = tmp_path / "notes.txt"
+    a_file.write_text("x")
+    monkeypatch.setenv("CELLKIT_DATA_DIR", str(a_file))
+    with pytest.raises(ValueError, match=r"CELLKIT_DATA_DIR=.*notes.txt' is a file: expected a folder"):
+        get_config()
+    with pytest.raises(ValueError, match=r"data_dir=.*notes.txt' is a file"):
+        Config(data_dir=a_file)
+
+
 def test_config_validates_arguments():
     with pytest.raises(ValueError, match="source='web': expected one of real, synthetic"):
         Config(source="web")

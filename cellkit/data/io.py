@@ -61,7 +61,8 @@ def read_image(path, *, key=None) -> np.ndarray:
             return np.asarray(im)
     except (OSError, ValueError, SyntaxError, IndexError, EOFError) as exc:
         raise DataError(f"{path}: cannot decode the image ({exc}); the file may be truncated or corrupt, "
-                        f"delete it and fetch it again") from exc
+                        f"delete it and run again (a real dataset's file is fetched again, a synthetic copy "
+                        f"is generated again)") from exc
 
 
 def write_png(path, image: np.ndarray) -> Path:

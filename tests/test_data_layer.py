@@ -380,3 +380,16 @@ def test_synthetic_copy_that_lost_a_file_is_generated_again(toy, capsys):
     pngs[2].write_bytes(b"truncated")
     fetch_mod.dataset_path(name, cfg, verbose=False)
     assert len(sorted(folder.rglob("*.png"))) == len(pngs) and pngs[2].read_bytes() != b"truncated"
+
+
+def test_48_bit_png_is_read_at_its_depth_not_truncated_to_8_bits(tmp_path):
+    import imagecodecs
+
+    rgb16 = (np.arange(4 * 4 * 3).reshape(4, 4, 3) * 1000 + 7).astype(np.uint16)
+    path = tmp_path / "deep.png"
+    path.write_bytes(imagecodecs.png_encode(rgb16))
+    got = imio.read_image(path)
+    assert got.dtype == np.uint16 and np.array_equal(got, rgb16), "Pillow alone would return the high bytes as uint8"
+    rgb8 = np.full((4, 4, 3), 9, np.uint8)
+    imio.write_png(tmp_path / "plain.png", rgb8)
+    assert imio.read_image(tmp_path / "plain.png").dtype == np.uint8

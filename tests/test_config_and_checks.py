@@ -104,12 +104,44 @@ def test_checks_on_placeholders_and_values():
     with pytest.raises(checks.CheckFailed, match="expected model to be a keras.Model, got NoneType \\(did you run the cell"):
         checks.check_param_count(None, 10)
     checks.check_close([1.0, 2.0], [1.0, 2.0])
-    with pytest.raises(checks.CheckFailed, match=r"logits differs from the reference at index \(1,\): got 2.5, expected 2"):
+    with pytest.raises(checks.CheckFailed, match=r"logits differs from the reference at index \(1,\) \(and 0 more\): = 2.5 is too high$"):
         checks.check_close([1.0, 2.5], [1.0, 2.0], name="logits")
+    with pytest.raises(checks.CheckFailed, match=r"^p differs from the reference: = 0.2 is too low$"):
+        checks.check_close(0.2, 0.3125, name="p")
     with pytest.raises(checks.CheckFailed, match="expected accuracy of at least 0.8, got 0.5"):
         checks.check_metric_at_least(0.5, 0.8)
-    with pytest.raises(checks.CheckFailed, match=r"expected conv2_params = 18,496, got 18,432"):
-        checks.check_answer(18_432, 18_496, name="conv2_params")
+    with pytest.raises(checks.CheckFailed, match=r"^conv2_params = 18,400 is too low$"):
+        checks.check_answer(18_400, 18_496, name="conv2_params")
+    with pytest.raises(checks.CheckFailed, match=r"^conv2_params = 18,432: the biases are missing"):
+        checks.check_answer(18_432, 18_496, name="conv2_params", mistakes=checks.conv_param_mistakes(3, 64, 32))
+    with pytest.raises(checks.CheckFailed, match=r"^choice = 'b' is not the expected answer$"):
+        checks.check_answer("b", "c", name="choice")
+    with pytest.raises(checks.CheckFailed, match=r"should be a number, got 'many'"):
+        checks.check_answer("many", 3, name="n")
+    checks.check_answer(18_496.0, 18_496, name="conv2_params")
+
+
+def test_answer_checks_never_print_the_expected_value():
+    """A public check diagnoses; printing the expected value would hand out the answer to 'count' tasks."""
+    cases = [(18_432, 18_496, checks.conv_param_mistakes(3, 64, 32)), (1, 18_496, None),
+             (0.04, 0.0517, None), ("Adam", "SGD", None)]
+    for got, want, mistakes in cases:
+        for check in (lambda: checks.check_answer(got, want, name="x", mistakes=mistakes),
+                      lambda: checks.check_close(got, want, name="x") if not isinstance(want, str) else None):
+            try:
+                check()
+            except checks.CheckFailed as exc:
+                shown = {f"{want:,}", str(want), repr(want)} if not isinstance(want, str) else {want}
+                assert not any(s in str(exc) for s in shown), f"{exc} shows the expected {want}"
+
+
+def test_parameter_mistakes_are_recognised_and_never_include_the_right_count():
+    mistakes = checks.conv_param_mistakes(3, 1, 16)  # lab 01's first convolution: 160 parameters
+    assert 160 not in mistakes
+    assert mistakes[144] == "the biases are missing: each filter has one"
+    assert "one side" in mistakes[3 * 16 + 16]
+    dense = checks.dense_param_mistakes(1568, 64)
+    assert 1568 * 64 + 64 not in dense and "biases" in dense[1568 * 64]
     with pytest.raises(checks.CheckFailed, match=r"expected x to have shape \(any, 28, 28, 1\), got \(5, 28, 28\)"):
         checks.check_shape(np.zeros((5, 28, 28)), (None, 28, 28, 1), name="x")
 

@@ -175,3 +175,24 @@ def test_gpu_peak_memory_is_none_without_a_gpu():
         assert peak is None or peak > 0
     else:
         assert peak is None, f"no GPU ({accelerator()}) but a GPU peak of {peak} bytes"
+
+
+def test_montage_titles_do_not_overlap_each_other_or_the_row_above():
+    """Two rows of 'true -> predicted' titles: every title box stays clear of its neighbours and of the images."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from cellkit import plots
+
+    names = [f"Cholesterol_lowering_{i}" for i in range(10)]
+    fig = plots.show_misclassified(np.zeros((16, 28, 28)), np.arange(16) % 10, (np.arange(16) + 1) % 10, names)
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    axes = [ax for ax in fig.axes if ax.get_title()]
+    titles = [ax.title.get_window_extent(renderer) for ax in axes]
+    images = [ax.get_window_extent(renderer) for ax in fig.axes]
+    for i, a in enumerate(titles):
+        for b in titles[i + 1:]:
+            assert not a.overlaps(b), "two titles overlap"
+        for box in images:
+            assert not a.overlaps(box), "a title runs into an image"

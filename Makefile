@@ -14,7 +14,10 @@ $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "cellkit needs Python 3.11 or newer, found " + sys.version.split()[0])'
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e ".[dev,jax]"
+	$(BIN)/python -m pip install -q -e ".[course,dev,jax]"
+	# the otter-grader that Colab's install cell gets (the `colab` extra), beside the instructors' one,
+	# so that tests/test_colab.py can run the students' checks with it
+	$(BIN)/python -m pip install -q --no-deps --upgrade --target $(VENV)/otter-colab "otter-grader>=5.7,<6"
 	$(BIN)/python -m ipykernel install --sys-prefix --name python3 >/dev/null
 	touch $(STAMP)
 

@@ -1,11 +1,18 @@
-"""Checks for student work that explain, in words, what was expected and what was found.
+"""Checks for student work that explain, in words, what is wrong without handing out the answer.
 
 The graded tests of every lab and the inline checks call these functions.  Each
 raises :class:`CheckFailed` (an ``AssertionError``, so otter-grader and pytest
-treat it as a failed test) whose message says what was expected, what was found
-and, where the caller gives one, a hint at the likely mistake::
+treat it as a failed test) whose message says what was found and what looks
+wrong, and, where the caller gives one, a hint at the likely mistake::
 
     expected 1,121,062 parameters, got 3,277,030: is the first convolution strided?
+
+A check on something the student builds (a model, a shape) may name the target,
+since building it is the task.  A check on an answer the student works out
+(a parameter count, a p-value, an accuracy) never prints the expected value: it
+says "too high" or "too low", and recognises common mistakes
+(:func:`conv_param_mistakes`, :func:`dense_param_mistakes`), so that the check
+teaches the calculation instead of replacing it.
 """
 
 from __future__ import annotations
@@ -98,20 +105,32 @@ def check_shape(array, expected: Sequence, *, name: str = "array", hint: str | N
         _fail(f"expected {name} to have shape {want}, got {shape}", hint)
 
 
+def _direction(got: float, want: float) -> str:
+    return "too high" if got > want else "too low"
+
+
 def check_close(actual, expected, *, name: str = "value", rtol: float = 1e-5, atol: float = 1e-6,
                 hint: str | None = None):
-    """Fail unless ``actual`` matches ``expected`` elementwise within the tolerances."""
+    """Fail unless ``actual`` matches ``expected`` elementwise within the tolerances.
+
+    The message names the first element that is off and whether it is too high or too low,
+    never the expected value itself.
+    """
     check_defined(actual, name)
     a = np.asarray(actual, dtype=np.float64)
     e = np.asarray(expected, dtype=np.float64)
     if a.shape != e.shape:
         _fail(f"expected {name} to have shape {e.shape}, got {a.shape}", hint)
-    if not np.allclose(a, e, rtol=rtol, atol=atol, equal_nan=True):
-        diff = np.abs(a - e)
-        idx = np.unravel_index(np.nanargmax(diff), diff.shape) if diff.ndim else ()
-        where = f" at index {tuple(int(i) for i in idx)}" if idx else ""
-        _fail(f"{name} differs from the reference{where}: got {a[idx] if idx else a:.6g}, "
-              f"expected {e[idx] if idx else e:.6g} (largest difference {np.nanmax(diff):.3g})", hint)
+    close = np.isclose(a, e, rtol=rtol, atol=atol, equal_nan=True)
+    if not close.all():
+        if a.ndim == 0:
+            got, want, where = float(a), float(e), ""
+        else:
+            idx = tuple(int(i) for i in np.argwhere(~close)[0])
+            got, want, where = float(a[idx]), float(e[idx]), f" at index {idx} (and {int((~close).sum()) - 1:,} more)"
+        what = "is NaN" if np.isnan(got) else f"= {got:.6g} is {_direction(got, want)}" if np.isfinite(want) else (
+            f"= {got:.6g}, expected a non-finite value")
+        _fail(f"{name} differs from the reference{where}: {what}", hint)
 
 
 def check_in_range(value, low: float, high: float, *, name: str = "value", hint: str | None = None):
@@ -157,17 +176,77 @@ def check_loss_decreases(model, x, y, *, steps: int = 20, batch_size: int | None
     return first, last
 
 
-def check_answer(value, expected, *, name: str = "answer", hint: str | None = None):
-    """Fail unless ``value == expected`` (for numbers, strings and choices)."""
+def check_answer(value, expected, *, name: str = "answer", hint: str | None = None,
+                 mistakes: dict | None = None):
+    """Fail unless ``value == expected`` (numbers, strings, choices); the message never shows ``expected``.
+
+    Parameters
+    ----------
+    mistakes : dict, optional
+        ``{wrong answer: what it suggests}`` for mistakes worth recognising, e.g. from
+        :func:`conv_param_mistakes`.  A recognised answer gets its explanation; a number
+        otherwise gets "too high" or "too low".
+    """
     check_defined(value, name)
-    if isinstance(expected, (int, np.integer)) and not isinstance(value, bool):
+    numeric = isinstance(expected, (int, float, np.integer, np.floating)) and not isinstance(expected, bool)
+    if numeric:
         try:
-            ok = int(value) == int(expected) and float(value) == float(expected)
-        except (TypeError, ValueError):
-            ok = False
+            if isinstance(value, (bool, str)):
+                raise TypeError
+            ok = float(value) == float(expected) and (not isinstance(expected, (int, np.integer))
+                                                      or int(value) == int(expected))
+        except (TypeError, ValueError, OverflowError):
+            _fail(f"{name} should be a number, got {value!r}", hint)
     else:
         ok = value == expected
-    if not ok:
-        shown = f"{expected:,}" if isinstance(expected, (int, np.integer)) else repr(expected)
-        got = f"{value:,}" if isinstance(value, (int, np.integer)) else repr(value)
-        _fail(f"expected {name} = {shown}, got {got}", hint)
+    if ok:
+        return
+    shown = f"{value:,}" if isinstance(value, (int, np.integer)) else repr(value)
+    known = (mistakes or {}).get(int(value) if numeric and float(value).is_integer() else value)
+    if known:
+        _fail(f"{name} = {shown}: {known}", hint)
+    if numeric:
+        _fail(f"{name} = {shown} is {_direction(float(value), float(expected))}", hint)
+    _fail(f"{name} = {shown} is not the expected answer", hint)
+
+
+def conv_param_mistakes(kernel: int | tuple, in_channels: int, filters: int) -> dict[int, str]:
+    """Return ``{wrong count: the likely mistake}`` for the parameter count of a 2-D convolution.
+
+    The right count, ``kh * kw * in_channels * filters + filters``, is not in the result.
+
+    Examples
+    --------
+    >>> conv_param_mistakes(3, 16, 32)[4608]
+    'the biases are missing: each filter has one'
+    """
+    kh, kw = (kernel, kernel) if isinstance(kernel, int) else kernel
+    right = kh * kw * in_channels * filters + filters
+    found = {
+        kh * kw * in_channels * filters: "the biases are missing: each filter has one",
+        kh * kw * filters + filters: "the input channels are missing: each filter spans all of them",
+        kh * in_channels * filters + filters: "the kernel counted along one side only: it is kh x kw",
+        (kh + kw) * in_channels * filters + filters: "the kernel's sides were added: a kh x kw kernel has kh * kw weights",
+        kh * kw * in_channels * filters + in_channels: "one bias per input channel: the biases belong to the filters",
+        kh * kw * in_channels + filters: "one kernel for all filters: each filter has its own kh x kw x channels kernel",
+    }
+    found.pop(right, None)
+    return found
+
+
+def dense_param_mistakes(inputs: int, units: int) -> dict[int, str]:
+    """Return ``{wrong count: the likely mistake}`` for the parameter count of a dense layer.
+
+    Examples
+    --------
+    >>> dense_param_mistakes(1568, 64)[100352]
+    'the biases are missing: each unit has one'
+    """
+    right = inputs * units + units
+    found = {
+        inputs * units: "the biases are missing: each unit has one",
+        inputs * units + inputs: "one bias per input: the biases belong to the units",
+        inputs + units: "the inputs and units were added: every input connects to every unit",
+    }
+    found.pop(right, None)
+    return found

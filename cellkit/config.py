@@ -20,9 +20,13 @@ calls :meth:`Config.pick` with both values and runs the same code either way.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import random
+import re
+import sys
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -78,7 +82,11 @@ class Config:
             raise ValueError(f"source={self.source!r}: expected one of {', '.join(SOURCES)}")
         if not isinstance(self.seed, (int, np.integer)) or isinstance(self.seed, bool):
             raise ValueError(f"seed={self.seed!r}: expected an integer")
+        if not 0 <= self.seed < 2**32:
+            raise ValueError(f"seed={self.seed}: expected an integer from 0 to 2**32 - 1 (NumPy's seed range)")
         object.__setattr__(self, "data_dir", Path(self.data_dir).expanduser())
+        if self.data_dir.exists() and not self.data_dir.is_dir():
+            raise ValueError(f"data_dir={str(self.data_dir)!r} is a file: expected a folder (it is created if missing)")
 
     @property
     def mode(self) -> str:
@@ -114,10 +122,15 @@ def get_config(**overrides) -> Config:
         seed = int(seed_raw)
     except ValueError:
         raise ValueError(f"environment variable CELLKIT_SEED={seed_raw!r}: expected an integer") from None
+    if not 0 <= seed < 2**32:
+        raise ValueError(f"environment variable CELLKIT_SEED={seed_raw!r}: expected an integer from 0 to 2**32 - 1")
     source = os.environ.get("CELLKIT_SOURCE", "real").strip().lower() or "real"
     if source not in SOURCES:
         raise ValueError(f"environment variable CELLKIT_SOURCE={source!r}: expected 'real' or 'synthetic'")
     data_dir = os.environ.get("CELLKIT_DATA_DIR")
+    if data_dir and Path(data_dir).expanduser().exists() and not Path(data_dir).expanduser().is_dir():
+        raise ValueError(f"environment variable CELLKIT_DATA_DIR={data_dir!r} is a file: expected a folder "
+                         f"(it is created if missing)")
     values = dict(
         fast=_env_flag("CELLKIT_FAST"),
         source=source,
@@ -129,6 +142,49 @@ def get_config(**overrides) -> Config:
     if unknown:
         raise ValueError(f"unknown setting(s) {sorted(unknown)}: expected fast, source, data_dir or seed")
     return Config(**values)
+
+
+# Lines that TensorFlow's and XLA's C++ libraries write to the process's stderr while they load, and that say
+# nothing a student can act on: absl's pre-initialisation banner, informational (I) and warning (W) log lines,
+# the CPU-instruction advice, and the failed CUDA probe of a machine without a GPU (the summary names the device).
+_NATIVE_NOISE = re.compile(
+    r"^(WARNING: All log messages before absl::InitializeLog\(\) is called are written to STDERR"
+    r"|[IW]\d{4} \d\d:\d\d:\d+\.\d+ +\d+ \S+\] "
+    r"|E\d{4} \d\d:\d\d:\d+\.\d+ +\d+ cuda_[a-z_]+\.cc:\d+\] failed call to cuInit"
+    r"|To enable the following instructions: .* rebuild TensorFlow with the appropriate compiler flags)"
+)
+
+
+@contextlib.contextmanager
+def quiet_native_startup():
+    """Hide the C++ start-up noise of the Keras backend's libraries; pass every other stderr line through.
+
+    Native libraries write straight to file descriptor 2, below Python's ``sys.stderr`` and before
+    ``TF_CPP_MIN_LOG_LEVEL`` takes effect, so in a notebook their banners appear as cell output ("failed
+    call to cuInit", oneDNN notices) and read like failures.  Inside this block descriptor 2 goes to a
+    temporary file; on exit each line that is not known start-up noise (:data:`_NATIVE_NOISE`) is written
+    back to ``sys.stderr``, so real errors and warnings still show.
+    """
+    for stream in (sys.stdout, sys.stderr):
+        stream.flush()
+    try:
+        saved = os.dup(2)
+    except OSError:  # no descriptor 2 (some embedded interpreters): nothing to filter
+        yield
+        return
+    with tempfile.TemporaryFile(mode="w+b") as captured:
+        os.dup2(captured.fileno(), 2)
+        try:
+            yield
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+            captured.seek(0)
+            for line in captured.read().decode("utf-8", "replace").splitlines(keepends=True):
+                if not _NATIVE_NOISE.match(line):
+                    sys.stderr.write(line)
+            sys.stderr.flush()
 
 
 def set_seed(seed: int) -> None:
@@ -204,7 +260,7 @@ def describe(config: Config | None = None, lab: str | None = None) -> str:
         f"cellkit {_version()} | lab {lab or '-'}",
         f"backend : {keras.backend.backend()} (Keras {keras.__version__})",
         f"device  : {accelerator()}",
-        f"mode    : {config.mode} ({'small data, few epochs' if config.fast else 'the real lab'}; set CELLKIT_FAST=1 for fast mode)",
+        f"mode    : {config.mode} ({'small data, few epochs; CELLKIT_FAST=0 runs the real lab' if config.fast else 'the real lab; CELLKIT_FAST=1 runs a small version in about a minute'})",
         f"data    : {config.source} (set CELLKIT_SOURCE=real or synthetic), cached under {config.data_dir}",
         f"seed    : {config.seed}",
     ]
@@ -238,7 +294,9 @@ def setup(lab: str | None = None, *, fast: bool | None = None, source: str | Non
         When ``CELLKIT_REQUIRE_GPU=1`` and the active backend places no work on a GPU.
     """
     config = get_config(fast=fast, source=source, seed=seed, data_dir=data_dir)
-    set_seed(config.seed)
+    with quiet_native_startup():  # the first import of the backend and its device probe
+        set_seed(config.seed)
+        accelerator()
     if _env_flag("CELLKIT_REQUIRE_GPU") and not accelerator().startswith("GPU"):
         import keras
 

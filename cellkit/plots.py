@@ -39,12 +39,24 @@ def plot_history(history, metrics=("loss", "accuracy"), title: str = "Training c
 
 
 def montage(images, labels=None, *, ncols: int = 8, title: str = "Examples", cmap="gray", size: float = 1.4):
-    """Return a figure showing ``images`` (an array (N, H, W[, C]) or a list of images) in a grid, titled by label."""
+    """Return a figure showing ``images`` (an array (N, H, W[, C]) or a list of images) in a grid, titled by label.
+
+    Long labels are wrapped to the width of their image, and each row gets the height its titles
+    need, so that a title never runs into its neighbour or into the images above it.
+    """
+    import textwrap
+
     plt = _plt()
     images = [np.asarray(im) for im in images]  # a list may mix grey and colour images
     n = len(images)
+    ncols = max(1, min(ncols, n))
     nrows = max(1, int(np.ceil(n / ncols)))
-    fig, axes = plt.subplots(nrows, ncols, figsize=(size * ncols, size * nrows + 0.5), squeeze=False)
+    width = max(8, int(size * 14))  # characters of an 8-point title that fit over one image
+    titles = ["\n".join(textwrap.wrap(str(labels[i]), width) or [""]) for i in range(n)] if labels is not None else []
+    lines = max((t.count("\n") + 1 for t in titles), default=0)
+    row_height = size + 0.16 * lines
+    fig, axes = plt.subplots(nrows, ncols, figsize=(size * ncols, row_height * nrows + 0.5), squeeze=False,
+                             layout="constrained")
     for i, ax in enumerate(axes.flat):
         ax.axis("off")
         if i < n:
@@ -52,10 +64,9 @@ def montage(images, labels=None, *, ncols: int = 8, title: str = "Examples", cma
             if im.ndim == 3 and im.shape[-1] == 1:
                 im = im[..., 0]
             ax.imshow(im, cmap=cmap if im.ndim == 2 else None)
-            if labels is not None:
-                ax.set_title(str(labels[i]), fontsize=8)
+            if titles:
+                ax.set_title(titles[i], fontsize=8)
     fig.suptitle(title)
-    fig.tight_layout()
     return fig
 
 
@@ -90,6 +101,6 @@ def show_misclassified(images, y_true, y_pred, class_names=None, *, n: int = 16,
     y_true, y_pred = np.asarray(y_true), np.asarray(y_pred)
     wrong = np.flatnonzero(y_true != y_pred)[:n]
     name = (lambda i: class_names[i]) if class_names is not None else str
-    labels = [f"{name(y_true[i])} -> {name(y_pred[i])}" for i in wrong]
+    labels = [f"{name(y_true[i])}\n-> {name(y_pred[i])}" for i in wrong]
     return montage(np.asarray(images)[wrong], labels, title=f"{title}: {len(np.flatnonzero(y_true != y_pred))} "
                    f"of {len(y_true)} wrong (true -> predicted)")

@@ -300,3 +300,96 @@ def test_synth_toolkit_is_deterministic_and_in_range():
     d = np.linalg.norm(pts[:, None] - pts[None], axis=-1) + np.eye(len(pts)) * 1e9
     assert d.min() >= 15
     assert synth.to_uint8(np.array([0.0, 1.0])).tolist() == [0, 255]
+
+
+def test_download_progress_is_plain_text_on_stdout(toy, capsys):
+    """The bar renders in a terminal, Colab and a saved notebook alike: text, not an ipywidgets widget."""
+    name = toy["register"]()
+    fetch_mod.fetch(name)
+    out = capsys.readouterr().out
+    assert "toy.zip: 100%" in out, out
+    from tqdm.std import tqdm
+
+    bar = fetch_mod.text_progress_bar("x", total=3, unit="file")
+    assert type(bar) is tqdm, "tqdm.auto would draw a widget inside a notebook kernel"
+    bar.close()
+
+
+def test_quick_check_trusts_size_and_time_but_rehash_finds_a_flipped_byte(toy):
+    """The quick path's trust rule, stated in verify's docstring, and the --verify path that re-hashes."""
+    import os
+
+    name = toy["register"]()
+    folder = fetch_mod.fetch(name, progressbar=False)
+    victim = folder / "class_1" / "img_1.png"
+    st = victim.stat()
+    data = bytearray(victim.read_bytes())
+    data[-5] ^= 0xFF
+    victim.write_bytes(bytes(data))
+    os.utime(victim, ns=(st.st_atime_ns, st.st_mtime_ns))  # size and time as before
+    assert fetch_mod.fetch(name, progressbar=False) == folder, "the quick check trusts size and time"
+    with pytest.raises(HashMismatchError, match=r"class_1/img_1\.png"):
+        fetch_mod.fetch(name, progressbar=False, rehash=True)
+
+
+def test_copy_one_folder_too_deep_is_diagnosed_before_any_download(toy):
+    name = toy["register"](url="http://127.0.0.1:9/toy.zip")  # nothing listens: a download would fail
+    nested = get_config().data_dir / name / "toy-copy"
+    for rel, data in toy["files"].items():
+        (nested / rel).parent.mkdir(parents=True, exist_ok=True)
+        (nested / rel).write_bytes(data)
+    with pytest.raises(DataError, match=r"one level down, at .*toy-copy: move its contents up") as err:
+        fetch_mod.fetch(name, progressbar=False)
+    assert "cannot reach" not in str(err.value), "the diagnosis, not a network error"
+
+
+def test_partial_copy_names_what_is_missing_when_the_host_cannot_be_reached(toy):
+    name = toy["register"](url="http://127.0.0.1:9/toy.zip")
+    dest = get_config().data_dir / name
+    for rel, data in list(toy["files"].items())[1:]:
+        (dest / rel).parent.mkdir(parents=True, exist_ok=True)
+        (dest / rel).write_bytes(data)
+    with pytest.raises(DataUnavailableError, match=r"incomplete \(1 of 6 files missing \(class_0/img_0\.png\)\)"):
+        fetch_mod.fetch(name, progressbar=False)
+
+
+def test_leftovers_of_a_killed_download_are_removed_by_the_next_fetch(toy):
+    name = toy["register"]()
+    data_dir = get_config().data_dir
+    part = data_dir / f".{name}.abc123.part"  # what atomic_dir leaves when the process is killed
+    (part / "class_0").mkdir(parents=True)
+    (part / "class_0" / "img_0.png").write_bytes(b"half")
+    pooch_tmp = data_dir / ".downloads" / name / "tmpk9x2"  # pooch's temporary download
+    pooch_tmp.parent.mkdir(parents=True)
+    pooch_tmp.write_bytes(b"partial")
+    fetch_mod.fetch(name, progressbar=False)
+    assert not part.exists() and not pooch_tmp.exists()
+    assert not any(data_dir.glob(".*.part")) and not any((data_dir / ".downloads").rglob("*"))
+
+
+def test_synthetic_copy_that_lost_a_file_is_generated_again(toy, capsys):
+    name = toy["register"]()
+    cfg = get_config(source="synthetic", fast=True)
+    folder = fetch_mod.synthesize(name, cfg)
+    pngs = sorted(folder.rglob("*.png"))
+    original = pngs[1].read_bytes()
+    pngs[1].unlink()
+    assert fetch_mod.synthesize(name, cfg) == folder
+    assert "1 file(s) missing" in capsys.readouterr().out
+    assert pngs[1].read_bytes() == original, "same seed, same file"
+    pngs[2].write_bytes(b"truncated")
+    fetch_mod.dataset_path(name, cfg, verbose=False)
+    assert len(sorted(folder.rglob("*.png"))) == len(pngs) and pngs[2].read_bytes() != b"truncated"
+
+
+def test_48_bit_png_is_read_at_its_depth_not_truncated_to_8_bits(tmp_path):
+    import imagecodecs
+
+    rgb16 = (np.arange(4 * 4 * 3).reshape(4, 4, 3) * 1000 + 7).astype(np.uint16)
+    path = tmp_path / "deep.png"
+    path.write_bytes(imagecodecs.png_encode(rgb16))
+    got = imio.read_image(path)
+    assert got.dtype == np.uint16 and np.array_equal(got, rgb16), "Pillow alone would return the high bytes as uint8"
+    rgb8 = np.full((4, 4, 3), 9, np.uint8)
+    imio.write_png(tmp_path / "plain.png", rgb8)
+    assert imio.read_image(tmp_path / "plain.png").dtype == np.uint8

@@ -54,6 +54,11 @@ def read_image(path, *, key=None) -> np.ndarray:
             import tifffile
 
             return np.asarray(tifffile.imread(path, key=key))
+        if suffix == ".png" and _png_is_16bit_colour(path):
+            # Pillow decodes 48/64-bit colour PNGs as 8-bit, dropping the low byte without a word
+            import imagecodecs
+
+            return np.asarray(imagecodecs.png_decode(path.read_bytes()))
         from PIL import Image
 
         with Image.open(path) as im:
@@ -61,7 +66,16 @@ def read_image(path, *, key=None) -> np.ndarray:
             return np.asarray(im)
     except (OSError, ValueError, SyntaxError, IndexError, EOFError) as exc:
         raise DataError(f"{path}: cannot decode the image ({exc}); the file may be truncated or corrupt, "
-                        f"delete it and fetch it again") from exc
+                        f"delete it and run again (a real dataset's file is fetched again, a synthetic copy "
+                        f"is generated again)") from exc
+
+
+def _png_is_16bit_colour(path: Path) -> bool:
+    """Return whether a PNG's header says 16 bits per sample in colour (RGB or RGBA): what Pillow truncates."""
+    with open(path, "rb") as fh:
+        head = fh.read(26)
+    # signature (8 bytes), IHDR length and type (8), width and height (8), then bit depth and colour type
+    return len(head) == 26 and head[12:16] == b"IHDR" and head[24] == 16 and head[25] in (2, 6)
 
 
 def write_png(path, image: np.ndarray) -> Path:

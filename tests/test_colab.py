@@ -160,12 +160,12 @@ def test_public_checks_pass_with_the_otter_that_colab_installs(tmp_path):
     import nbformat
     from nbclient import NotebookClient
 
-    from cellkit.release import filled_student_notebook
+    from test_grading import filled_student_notebook, solution_notebook
 
     overlay = Path(sys.prefix) / "otter-colab"
     if not (overlay / "otter").is_dir():
         pytest.skip("no Colab otter beside this environment (make install puts it in .venv/otter-colab)")
-    nb = filled_student_notebook("01_mnist", ROOT)
+    nb = filled_student_notebook("01_mnist", ROOT, solution_notebook("01_mnist", ROOT))
     nb.cells.insert(1, nbformat.v4.new_code_cell("import otter\nprint('otter', otter.__version__)"))
     env_path = os.pathsep.join([str(overlay), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep)
     old = os.environ.get("PYTHONPATH")

@@ -215,12 +215,17 @@ def vit_features(backbone, images, *, batch_size: int = 32) -> np.ndarray:
     size = backbone.input_shape[1]
     out = []
     for start in range(0, len(images), batch_size):
-        x = ops.convert_to_tensor(images[start:start + batch_size, :, :, None])
+        chunk = images[start:start + batch_size]
+        n = len(chunk)
+        if n < batch_size:  # pad the last batch: one input shape, one compilation
+            chunk = np.concatenate([chunk, np.zeros((batch_size - n,) + chunk.shape[1:], np.float32)])
+        x = ops.convert_to_tensor(chunk[:, :, :, None])
         x = ops.repeat(x, 3, axis=-1)
         if x.shape[1] != size:
             x = ops.image.resize(x, (size, size), interpolation="bilinear")
-        tokens = backbone(x * 2.0 - 1.0, training=False)
-        out.append(ops.convert_to_numpy(tokens[:, 0, :]))
+        # predict_on_batch: one compiled forward pass (JAX: jit, TensorFlow: tf.function) instead of eager ops
+        tokens = backbone.predict_on_batch(x * 2.0 - 1.0)
+        out.append(np.asarray(ops.convert_to_numpy(tokens))[:n, 0, :])
     return np.concatenate(out) if out else np.zeros((0, VIT_B32["hidden_dim"]), np.float32)
 
 

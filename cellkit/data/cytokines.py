@@ -42,6 +42,12 @@ IMAGE_DIR = "images"
 GROUND_TRUTH = "ground_truth.csv"
 WELL_FEATURES = "ground_truth_wells.csv"
 FEATURES = ("size", "clumping", "elongation", "density")
+EFFECTS = {"size": 0.2, "elongation": 0.9, "clumping": 1.6, "density": 0.45, "noise_strong": 0.35,
+           "noise_moderate": 0.8}
+"""How strongly the synthetic plate's latent features show in the images, and how noisy the driven cytokines are:
+cell radius ``x exp(size * f)``, axis ratio ``1 + elongation * sigmoid(1.5 f)``, clumped fraction
+``sigmoid(clumping * f)``, cells per well ``26 exp(density * f)``; a driven cytokine's score is its driver plus
+``noise_strong`` (10 cytokines) or ``noise_moderate`` (4) times a standard normal."""
 
 CYTOKINES = (
     "GM-CSF", "IFN-a2", "IFN-g", "IL-1a", "IL-1b", "IL-1RA", "IL-2", "IL-2RA", "IL-3", "IL-4", "IL-5", "IL-6",
@@ -278,9 +284,9 @@ def _render_well(features, n_cells, generator, scale=2):
     size = IMAGE_SIZE * scale
     g = generator
     canvas = np.zeros((size, size), np.float32)
-    radius = 4.0 * np.exp(0.2 * features["size"])  # pixels at the rendering scale
-    elong = 1.0 + 0.9 / (1.0 + np.exp(-1.5 * features["elongation"]))
-    clump_fraction = 1.0 / (1.0 + np.exp(-1.6 * features["clumping"]))
+    radius = 4.0 * np.exp(EFFECTS["size"] * features["size"])  # pixels at the rendering scale
+    elong = 1.0 + EFFECTS["elongation"] / (1.0 + np.exp(-1.5 * features["elongation"]))
+    clump_fraction = 1.0 / (1.0 + np.exp(-EFFECTS["clumping"] * features["clumping"]))
     n_clumped = g.binomial(n_cells, clump_fraction)
     centres = [g.uniform(8, size - 8, size=2) for _ in range(max(1, n_clumped // 8))]
     for i in range(n_cells):
@@ -355,7 +361,7 @@ def make_synthetic(dest, *, fast: bool, seed: int) -> None:
     n = len(WELLS)
     feats = {f: g.normal(size=n) for f in FEATURES}
     empty = g.random(n) < 0.05
-    n_cells = np.where(empty, g.integers(0, 3, size=n), np.round(26 * np.exp(0.45 * feats["density"]))).astype(int)
+    n_cells = np.where(empty, g.integers(0, 3, size=n), np.round(26 * np.exp(EFFECTS["density"] * feats["density"]))).astype(int)
     (dest / IMAGE_DIR).mkdir(parents=True, exist_ok=True)
     for i, well in enumerate(WELLS):
         well_features = {f: feats[f][i] for f in FEATURES}
@@ -365,11 +371,11 @@ def make_synthetic(dest, *, fast: bool, seed: int) -> None:
     plan = _cytokine_plan(g)
     # what the images can show: an empty well shows no size, shape or clumping
     visible = {f: np.where(empty, 0.0, feats[f]) for f in FEATURES}
-    visible["density"] = np.log(np.maximum(n_cells, 1) / 26) / 0.45
+    visible["density"] = np.log(np.maximum(n_cells, 1) / 26) / EFFECTS["density"]
     values, producer = {}, {}
     for p in plan:
         if p["kind"] == "driven":
-            noise = 0.35 if p["strength"] == "strong" else 0.8
+            noise = EFFECTS["noise_strong"] if p["strength"] == "strong" else EFFECTS["noise_moderate"]
             score = p["sign"] * visible[p["driver"]] + noise * g.normal(size=n)
             is_producer = score > np.quantile(score, 1 - p["fraction"])
         elif p["kind"] == "rare":

@@ -108,32 +108,93 @@ def vit_patch_grid(image_size: int, patch_size: int = 32) -> tuple[int, int]:
     return side, side * side + 1
 
 
-def build_vit_backbone(image_size: int = 224, *, pretrained: bool = True, verbose: bool = True):
-    """Return ``(backbone, description)``: a ViT-B/32 ``keras_hub.models.ViTBackbone``, frozen.
+def interpolate_position_embeddings(embeddings, grid: int, *, class_tokens: int = 1) -> np.ndarray:
+    """Return position embeddings ``(class_tokens + grid**2, d)`` resized from a pre-trained ``(class_tokens + g**2, d)``.
 
-    With ``pretrained`` and ``image_size == 224``, the ImageNet-21k preset
-    ``vit_base_patch32_224_imagenet21k`` is loaded (needs the download, or a local
-    Kaggle cache).  Otherwise, or when it cannot be loaded, the same architecture
-    (:data:`VIT_B32`) is built with **random weights**, and the description says so.
+    The class token's embedding is kept; the ``g x g`` grid of patch embeddings is
+    resized to ``grid x grid`` by linear interpolation (``scipy.ndimage.zoom``, order 1),
+    what the original's ``vit_keras`` did when asked for ``image_size=64``
+    (``apply_embedding_weights``): 7x7 -> 2x2 for ViT-B/32 at 64x64.
+
+    >>> interpolate_position_embeddings(np.zeros((50, 8)), 2).shape
+    (5, 8)
+    """
+    from scipy import ndimage
+
+    emb = np.asarray(embeddings, np.float32)
+    if emb.ndim == 3 and emb.shape[0] == 1:
+        emb = emb[0]
+    if emb.ndim != 2:
+        raise ValueError(f"embeddings: shape {emb.shape}, expected (positions, width)")
+    token, flat = emb[:class_tokens], emb[class_tokens:]
+    side = int(round(np.sqrt(len(flat))))
+    if side * side != len(flat):
+        raise ValueError(f"embeddings: {len(flat)} patch positions do not form a square grid")
+    if not isinstance(grid, (int, np.integer)) or grid < 1:
+        raise ValueError(f"grid={grid!r}: expected a positive integer (patches per side)")
+    resized = ndimage.zoom(flat.reshape(side, side, -1), (grid / side, grid / side, 1), order=1)
+    return np.concatenate([token, resized.reshape(grid * grid, -1)]).astype(np.float32)
+
+
+def transfer_vit_weights(source, target) -> int:
+    """Copy every weight of ViT backbone ``source`` into ``target`` (same architecture, other image size), in place.
+
+    Weights of equal shape are copied; the position embeddings, whose number depends
+    on the image size, are interpolated (:func:`interpolate_position_embeddings`).
+    Returns the number of weight arrays copied or interpolated (all of them).
+    """
+    if len(source.weights) != len(target.weights):
+        raise ValueError(f"source has {len(source.weights)} weights, target {len(target.weights)}: "
+                         "expected the same ViT architecture")
+    done = 0
+    for s, t in zip(source.weights, target.weights):
+        value = keras.ops.convert_to_numpy(s)
+        if tuple(s.shape) != tuple(t.shape):
+            if not t.path.endswith("position_embedding/embeddings"):
+                raise ValueError(f"weight {t.path}: shape {tuple(s.shape)} in the source, {tuple(t.shape)} in the "
+                                 "target; only the position embeddings may differ")
+            grid = int(round(np.sqrt(t.shape[0] - 1)))
+            value = interpolate_position_embeddings(value, grid)
+        t.assign(value)
+        done += 1
+    return done
+
+
+def build_vit_backbone(image_size: int = 64, *, pretrained: bool = True, verbose: bool = True):
+    """Return ``(backbone, description)``: a frozen ViT-B/32 ``keras_hub.models.ViTBackbone`` for ``image_size`` inputs.
+
+    At 64x64 (the original's ``image_size=64``) the backbone cuts 2 x 2 patches of
+    32 x 32 pixels and adds a class token: 5 tokens.  With ``pretrained``, the
+    ImageNet-21k preset ``vit_base_patch32_224_imagenet21k`` (made for 224x224: 7 x 7
+    patches) is loaded and its weights copied into the backbone built for
+    ``image_size``, the 49 position embeddings of the patches interpolated to the new
+    grid (:func:`transfer_vit_weights`), as ``vit_keras`` did.  When the preset cannot
+    be loaded (offline, no Kaggle cache) or ``pretrained`` is False, the same
+    architecture (:data:`VIT_B32`) has **random weights**, and the description says so.
     """
     import keras_hub
 
-    why = "asked for random weights" if not pretrained else f"the preset is made for 224x224, not {image_size}x{image_size}"
-    if pretrained and image_size == 224:
+    side, tokens = vit_patch_grid(image_size, VIT_B32["patch_size"])
+    shape = (image_size, image_size, 3)
+    source, why = None, "asked for random weights"
+    if pretrained:
         try:
-            backbone = keras_hub.models.ViTBackbone.from_preset(VIT_PRESET)
-            backbone.trainable = False
-            desc = f"ViT-B/32 with PRETRAINED ImageNet-21k weights ({VIT_PRESET}), frozen"
-            if verbose:
-                print(desc)
-            return backbone, desc
+            source = keras_hub.models.ViTBackbone.from_preset(VIT_PRESET)
         except Exception as exc:  # offline, no Kaggle credentials, ...: say so and go on
             why = f"the preset could not be loaded ({type(exc).__name__}: {str(exc).splitlines()[0][:120]})"
-    backbone = keras_hub.models.ViTBackbone(image_shape=(image_size, image_size, 3), **VIT_B32)
+    if source is not None:
+        config = {**source.get_config(), "image_shape": shape}
+        config.pop("name", None)
+        backbone = keras_hub.models.ViTBackbone.from_config(config)
+        transfer_vit_weights(source, backbone)
+        del source
+        desc = (f"ViT-B/32 with PRETRAINED ImageNet-21k weights ({VIT_PRESET}, position embeddings interpolated "
+                f"from 7x7 to {side}x{side} patches), frozen")
+    else:
+        backbone = keras_hub.models.ViTBackbone(image_shape=shape, **VIT_B32)
+        desc = f"ViT-B/32 architecture with RANDOM weights ({why}), frozen"
     backbone.trainable = False
-    side, tokens = vit_patch_grid(image_size, VIT_B32["patch_size"])
-    desc = (f"ViT-B/32 architecture with RANDOM weights ({why}), frozen; input {image_size}x{image_size}x3 "
-            f"= {side}x{side} patches + 1 class token")
+    desc += f"; input {image_size}x{image_size}x3 = {side}x{side} patches + 1 class token = {tokens} tokens"
     if verbose:
         print(desc)
     return backbone, desc
@@ -143,8 +204,9 @@ def vit_features(backbone, images, *, batch_size: int = 32) -> np.ndarray:
     """Return the frozen backbone's class-token features ``(n, 768)`` of grey ``images`` ``(n, H, W)`` in [0, 1].
 
     The single channel is repeated to three (RGB), the images are resized
-    (bilinear) to the backbone's input size and scaled to [-1, 1], the range the
-    ImageNet-21k ViT presets were trained on.
+    (bilinear) to the backbone's input size only if they differ from it (at 64x64 they
+    are fed as they are) and scaled to [-1, 1], the range the ImageNet-21k ViT presets
+    were trained on.
     """
     ops = keras.ops
     images = np.asarray(images, np.float32)
@@ -153,12 +215,17 @@ def vit_features(backbone, images, *, batch_size: int = 32) -> np.ndarray:
     size = backbone.input_shape[1]
     out = []
     for start in range(0, len(images), batch_size):
-        x = ops.convert_to_tensor(images[start:start + batch_size, :, :, None])
+        chunk = images[start:start + batch_size]
+        n = len(chunk)
+        if n < batch_size:  # pad the last batch: one input shape, one compilation
+            chunk = np.concatenate([chunk, np.zeros((batch_size - n,) + chunk.shape[1:], np.float32)])
+        x = ops.convert_to_tensor(chunk[:, :, :, None])
         x = ops.repeat(x, 3, axis=-1)
         if x.shape[1] != size:
             x = ops.image.resize(x, (size, size), interpolation="bilinear")
-        tokens = backbone(x * 2.0 - 1.0, training=False)
-        out.append(ops.convert_to_numpy(tokens[:, 0, :]))
+        # predict_on_batch: one compiled forward pass (JAX: jit, TensorFlow: tf.function) instead of eager ops
+        tokens = backbone.predict_on_batch(x * 2.0 - 1.0)
+        out.append(np.asarray(ops.convert_to_numpy(tokens))[:n, 0, :])
     return np.concatenate(out) if out else np.zeros((0, VIT_B32["hidden_dim"]), np.float32)
 
 
@@ -612,7 +679,8 @@ def flip_views(images) -> np.ndarray:
 
 
 __all__ = ["VIT_PRESET", "VIT_B32", "PARAMS", "HEADS", "build_wide_cnn", "build_deeper_cnn", "build_vit_head",
-           "vit_patch_grid", "build_vit_backbone", "vit_features", "build_vit_classifier", "build_branched",
+           "vit_patch_grid", "interpolate_position_embeddings",
+           "transfer_vit_weights", "build_vit_backbone", "vit_features", "build_vit_classifier", "build_branched",
            "build_single", "compile_branched", "reset_branched", "glorot_weights", "branch_weights",
            "set_branch_weights", "BranchBatches", "predict_branches", "BranchEarlyStopping", "fit_branches",
            "cross_validate", "pooled_scores", "flip_views"]

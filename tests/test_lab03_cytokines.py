@@ -20,7 +20,10 @@ def synthetic(tmp_path_factory):
     return dest
 
 
-def _tiny_plate(root, wells=("A01", "A02", "B01", "B02"), shape=(64, 64), n_cytokines=3):
+TINY = tuple(f"{r}{c:02d}" for r in "AB" for c in range(1, 9))  # 16 wells: the fewest a plate may have
+
+
+def _tiny_plate(root, wells=TINY, shape=(64, 64), n_cytokines=3):
     from cellkit.data.io import write_tiff
 
     (root / "images").mkdir(parents=True, exist_ok=True)
@@ -37,10 +40,12 @@ def _tiny_plate(root, wells=("A01", "A02", "B01", "B02"), shape=(64, 64), n_cyto
 
 def test_loader_reads_a_small_layout(tmp_path):
     root = _tiny_plate(tmp_path / "p")
-    images, table = plate.load_plate(root, wells=("A01", "A02", "B01", "B02"), n_cytokines=3)
-    assert images.shape == (4, 64, 64) and images.dtype == np.uint16
-    assert list(table.index) == ["A01", "A02", "B01", "B02"] and table.shape == (4, 3)
+    images, table = plate.load_plate(root, wells=TINY, n_cytokines=3)
+    assert images.shape == (16, 64, 64) and images.dtype == np.uint16
+    assert list(table.index) == list(TINY) and table.shape == (16, 3)
     assert images[2, 0, 0] == 300, "images must be stacked in well order"
+    images, table = plate.load_plate(root)  # default: every well of the table, any number of cytokines
+    assert list(table.index) == list(TINY) and table.shape == (16, 3)
 
 
 @pytest.mark.parametrize("damage, words", [
@@ -51,6 +56,8 @@ def test_loader_reads_a_small_layout(tmp_path):
     (lambda r: pd.read_csv(r / "cytokines.csv").rename(columns={"well": "Well"}).to_csv(r / "cytokines.csv",
                                                                                       index=False), "'well' column"),
     (lambda r: pd.read_csv(r / "cytokines.csv").iloc[:3].to_csv(r / "cytokines.csv", index=False), "missing from the table"),
+    (lambda r: pd.read_csv(r / "cytokines.csv").assign(C1=np.nan).to_csv(r / "cytokines.csv", index=False),
+     "missing value"),
     (lambda r: pd.read_csv(r / "cytokines.csv").assign(C1="high").to_csv(r / "cytokines.csv", index=False),
      "non-numeric"),
     (lambda r: pd.read_csv(r / "cytokines.csv").drop(columns="C2").to_csv(r / "cytokines.csv", index=False),
@@ -60,13 +67,59 @@ def test_loader_errors_name_the_problem(tmp_path, damage, words):
     root = _tiny_plate(tmp_path / "p")
     damage(root)
     with pytest.raises(DataError, match=words):
-        plate.load_plate(root, wells=("A01", "A02", "B01", "B02"), n_cytokines=3)
+        plate.load_plate(root, wells=TINY, n_cytokines=3)
+
+
+def test_loader_reads_any_subset_of_a_96_or_384_well_plate(tmp_path):
+    # a 96-well plate, wells written A1 (no zero), images named A1.tif, 2 cytokines, an incomplete plate
+    wells = [f"{r}{c}" for r in "CDEFGH" for c in range(3, 7)]  # 24 wells of a 96-well plate
+    root = _tiny_plate(tmp_path / "p96", wells=wells, n_cytokines=2)
+    images, table = plate.load_plate(root)
+    assert images.shape == (24, 64, 64) and table.shape == (24, 2)
+    assert table.index[0] == "C03" and table.index[-1] == "H06", "canonical names A01, in plate order"
+    # a 384-well subset (row K exists only on 384-well plates), a chosen subset of the table's wells
+    root = _tiny_plate(tmp_path / "p384", wells=[f"K{c:02d}" for c in range(1, 21)], n_cytokines=5)
+    images, table = plate.load_plate(root, wells=[f"K{c}" for c in range(20, 2, -1)])
+    assert table.shape == (18, 5) and table.index[0] == "K20", "the wells asked for, in that order"
+    with pytest.raises(DataError, match="not a well of a 96-well plate"):
+        plate.load_plate(root, plate=96)
+
+
+@pytest.mark.parametrize("wells, kwargs, words", [
+    (TINY[:15], {}, "at least 16 are needed"),
+    (TINY[:15] + ("Q01",), {}, "'Q01': not a well of a 384-well plate"),
+    (TINY[:15] + ("A25",), {}, "A25"),
+    (TINY, {"plate": 48}, "expected 96 or 384"),
+])
+def test_loader_says_what_cannot_work(tmp_path, wells, kwargs, words):
+    root = _tiny_plate(tmp_path / "p", wells=wells)
+    with pytest.raises(DataError, match=words):
+        plate.load_plate(root, **kwargs)
+
+
+def test_loader_needs_a_cytokine_column(tmp_path):
+    root = _tiny_plate(tmp_path / "p", n_cytokines=0)
+    with pytest.raises(DataError, match="no cytokine column"):
+        plate.load_plate(root)
+
+
+def test_plate_folder_says_what_to_do_without_a_plate(tmp_path):
+    from cellkit.config import get_config
+    from cellkit.errors import DataUnavailableError
+
+    config = get_config(source="real", data_dir=tmp_path / "cache")
+    with pytest.raises(DataUnavailableError, match="not public.*plate_choice = 'path/to/your/plate'.*'synthetic'"):
+        plate.plate_folder(config)
+    root = _tiny_plate(tmp_path / "mine")
+    assert plate.plate_folder(config, root) == root
+    with pytest.raises(DataError, match="not found"):
+        plate.plate_folder(config, tmp_path / "nowhere")
 
 
 def test_loader_rejects_wrong_image_shape(tmp_path):
     root = _tiny_plate(tmp_path / "p", shape=(32, 64))
     with pytest.raises(DataError, match=r"A01.tif: shape \(32, 64\), expected a 64x64 grey image"):
-        plate.load_plate(root, wells=("A01", "A02", "B01", "B02"), n_cytokines=3)
+        plate.load_plate(root, wells=TINY, n_cytokines=3)
 
 
 def test_ground_truth_missing_on_real_layout(tmp_path):
@@ -326,6 +379,43 @@ def test_other_tests_match_scipy():
     assert table.test.tolist() == ["Welch's ANOVA", "classic ANOVA", "Kruskal-Wallis"] and (table.n == 26).all()
 
 
+def test_paired_tests_known_values():
+    # exact null distribution: 5 positive differences, the most extreme of 2**5 sign patterns, two-sided
+    res = stats.wilcoxon_signed_rank([1, 2, 3, 4, 5.5], [0, 0, 0, 0, 0])
+    assert res.pvalue == pytest.approx(2 / 32)
+    # 4 cytokines that all rank 3 strategies the same way: chi2 = 8 on 2 df, p = exp(-4)
+    table = pd.DataFrame([[0.5, 0.6, 0.7], [0.4, 0.45, 0.9], [0.6, 0.61, 0.62], [0.1, 0.5, 0.55]],
+                         columns=["none", "h", "hvt"])
+    res = stats.friedman(table)
+    assert res.statistic == pytest.approx(8.0) and res.pvalue == pytest.approx(np.exp(-4))
+    a, b = np.array([1.0, 2.0, 3.0, 4.0]), np.array([1.5, 2.1, 3.9, 4.0])
+    d = a - b
+    t = d.mean() / (d.std(ddof=1) / 2)
+    from scipy import stats as sps
+
+    res = stats.paired_t_test(a, b)
+    assert res.statistic == pytest.approx(t) and res.pvalue == pytest.approx(2 * sps.t.sf(abs(t), 3))
+    assert stats.compare_paired(a, b).test.tolist() == ["Wilcoxon signed-rank", "paired t-test"]
+
+
+def test_paired_tests_edge_cases():
+    assert stats.wilcoxon_signed_rank([0.5, 0.6], [0.5, 0.6]).pvalue == 1.0, "no difference: no evidence"
+    assert np.isnan(stats.paired_t_test([0.5, 0.6], [0.4, 0.5]).pvalue), "constant difference: undefined"
+    with pytest.raises(ValueError, match="one value of each per cytokine"):
+        stats.wilcoxon_signed_rank([0.1, 0.2, 0.3], [0.1, 0.2])
+    with pytest.raises(ValueError, match="at least 3 strategies"):
+        stats.friedman(np.ones((5, 2)))
+
+
+def test_paired_table_lines_up_cytokines():
+    frame = pd.DataFrame({"cytokine": ["A", "A", "B", "B", "C"], "augmentation": ["none", "h"] * 2 + ["none"],
+                          "f1": [0.5, 0.6, 0.7, 0.8, 0.9]})
+    wide = stats.paired_table(frame, by="cytokine", column="augmentation")
+    assert list(wide.index) == ["A", "B"], "C has no 'h' value: incomplete pairs are dropped"
+    assert wide.loc["B", "h"] == 0.8
+    assert list(stats.paired_table(frame, by="cytokine", column="augmentation", subset=["B"]).index) == ["B"]
+
+
 def test_stats_reject_tiny_groups():
     with pytest.raises(ValueError, match="fewer than 2"):
         stats.welch_anova({"a": [0.5], "b": [0.1, 0.2]})
@@ -344,6 +434,57 @@ def test_parameter_counts():
     assert cm.vit_patch_grid(64) == (2, 5) and cm.vit_patch_grid(224) == (7, 50)
     with pytest.raises(ValueError, match="multiple"):
         cm.vit_patch_grid(40)
+
+
+def test_position_embeddings_interpolated_like_vit_keras():
+    rng = np.random.default_rng(0)
+    emb = rng.normal(size=(50, 6)).astype("float32")  # class token + 7 x 7 grid
+    out = cm.interpolate_position_embeddings(emb, 2)
+    assert out.shape == (5, 6)
+    np.testing.assert_array_equal(out[0], emb[0])  # the class token's embedding is kept
+    grid = emb[1:].reshape(7, 7, 6)
+    # linear zoom 7 -> 2 maps the corners onto the corners
+    np.testing.assert_allclose(out[1:].reshape(2, 2, 6), grid[[0, 0, 6, 6], [0, 6, 0, 6]].reshape(2, 2, 6), atol=1e-5)
+    np.testing.assert_allclose(cm.interpolate_position_embeddings(emb, 7), emb, atol=1e-6)
+    with pytest.raises(ValueError, match="square grid"):
+        cm.interpolate_position_embeddings(emb[:49], 2)
+
+
+def _small_vit(size):
+    import keras_hub
+
+    return keras_hub.models.ViTBackbone(image_shape=(size, size, 3), patch_size=32, num_layers=1, num_heads=2,
+                                        hidden_dim=16, mlp_dim=32)
+
+
+def test_pretrained_vit_is_rebuilt_for_64x64(monkeypatch):
+    """The 224x224 preset's weights go into a 64x64 backbone: 2 x 2 patches + class token = 5 tokens."""
+    import keras_hub
+
+    source = _small_vit(224)  # stands for the ImageNet-21k preset (offline here): a 7 x 7 grid
+    monkeypatch.setattr(keras_hub.models.ViTBackbone, "from_preset", classmethod(lambda cls, name, **kw: source))
+    backbone, desc = cm.build_vit_backbone(64, verbose=False)
+    assert "PRETRAINED" in desc and "interpolated from 7x7 to 2x2" in desc and "5 tokens" in desc
+    assert backbone.input_shape == (None, 64, 64, 3) and backbone.output_shape == (None, 5, 16)
+    assert not backbone.trainable
+    for s, t in zip(source.weights, backbone.weights):
+        if "position_embedding" in t.path:
+            np.testing.assert_allclose(np.asarray(t), cm.interpolate_position_embeddings(np.asarray(s), 2))
+        else:
+            np.testing.assert_array_equal(np.asarray(t), np.asarray(s))
+
+
+def test_offline_vit_says_random_weights(monkeypatch):
+    import keras_hub
+
+    def offline(cls, name, **kw):
+        raise ConnectionError("no network")
+
+    monkeypatch.setattr(keras_hub.models.ViTBackbone, "from_preset", classmethod(offline))
+    monkeypatch.setattr(cm, "VIT_B32", dict(patch_size=32, num_layers=1, num_heads=2, hidden_dim=16, mlp_dim=32))
+    backbone, desc = cm.build_vit_backbone(64, verbose=False)
+    assert "RANDOM weights" in desc and "ConnectionError" in desc and "2x2 patches + 1 class token = 5 tokens" in desc
+    assert backbone.output_shape == (None, 5, 16)
 
 
 @pytest.mark.parametrize("kind", ["wide", "deeper", "mlp256"])

@@ -31,6 +31,10 @@ ROWS = "ABCDEFGHIJKLMNOP"
 N_COLS = 24
 WELLS = tuple(f"{r}{c:02d}" for r in ROWS for c in range(1, N_COLS + 1))
 """The 384 wells, row by row: A01, A02, ..., P24."""
+PLATES = {96: ("ABCDEFGH", 12), 384: (ROWS, N_COLS)}
+"""Plate formats a user's plate may have: wells -> (row letters, columns)."""
+MIN_PLATE_WELLS = 16
+"""Fewest wells a plate may have: one cytokine needs 8 producers and 8 non-producers (15 balanced wells, 2 folds)."""
 
 IMAGE_SIZE = 64
 TABLE = "cytokines.csv"
@@ -38,6 +42,12 @@ IMAGE_DIR = "images"
 GROUND_TRUTH = "ground_truth.csv"
 WELL_FEATURES = "ground_truth_wells.csv"
 FEATURES = ("size", "clumping", "elongation", "density")
+EFFECTS = {"size": 0.2, "elongation": 0.9, "clumping": 1.6, "density": 0.45, "noise_strong": 0.35,
+           "noise_moderate": 0.8}
+"""How strongly the synthetic plate's latent features show in the images, and how noisy the driven cytokines are:
+cell radius ``x exp(size * f)``, axis ratio ``1 + elongation * sigmoid(1.5 f)``, clumped fraction
+``sigmoid(clumping * f)``, cells per well ``26 exp(density * f)``; a driven cytokine's score is its driver plus
+``noise_strong`` (10 cytokines) or ``noise_moderate`` (4) times a standard normal."""
 
 CYTOKINES = (
     "GM-CSF", "IFN-a2", "IFN-g", "IL-1a", "IL-1b", "IL-1RA", "IL-2", "IL-2RA", "IL-3", "IL-4", "IL-5", "IL-6",
@@ -48,42 +58,81 @@ CYTOKINES = (
 )
 """The 51 cytokine columns of the synthetic table (a typical multiplex panel)."""
 
-LAYOUT = ("images/<well>.tif: one 64x64 grey TIFF per well of a 384-well plate (A01 to P24); cytokines.csv: "
-          "column 'well' plus one column per cytokine (51), log10 fold change vs the negative-control mean, "
-          "median-centred to 0")
+LAYOUT = ("images/<well>.tif: one 64x64 grey TIFF per well used, of a 96- or 384-well plate (A01 to H12 or P24); "
+          "cytokines.csv: column 'well' plus one column per cytokine (any number; the synthetic plate has 51), "
+          "log10 fold change vs the negative-control mean, median-centred to 0")
 
 
 def well_name(row: int, col: int) -> str:
-    """Return the well name (``"A01"``) of a 0-based plate row and column."""
+    """Return the well name (``"A01"``) of a 0-based plate row and column (of a 384-well plate)."""
     if not (0 <= row < len(ROWS)) or not (0 <= col < N_COLS):
         raise ValueError(f"row={row}, col={col}: expected 0 <= row < 16 and 0 <= col < 24")
     return f"{ROWS[row]}{col + 1:02d}"
 
 
-def load_plate(folder, *, wells=WELLS, n_cytokines: int | None = 51):
+def plate_wells(plate: int = 384) -> tuple:
+    """Return the wells of a 96- or 384-well plate, row by row (``A01``, ``A02``, ...)."""
+    if plate not in PLATES:
+        raise ValueError(f"plate={plate!r}: expected 96 or 384 (wells per plate)")
+    rows, cols = PLATES[plate]
+    return tuple(f"{r}{c:02d}" for r in rows for c in range(1, cols + 1))
+
+
+def normalise_well(name, plate: int = 384) -> str:
+    """Return the canonical name (``"A01"``) of a well written ``A1``, ``a01`` or ``A01``; ValueError if not on the plate."""
+    import re
+
+    rows, cols = PLATES[plate] if plate in PLATES else PLATES[384]
+    m = re.fullmatch(r"\s*([A-Za-z])\s*0*(\d{1,2})\s*", str(name))
+    if not m or m.group(1).upper() not in rows or not 1 <= int(m.group(2)) <= cols:
+        raise ValueError(f"well {name!r}: not a well of a {plate}-well plate (expected A01 to {rows[-1]}{cols:02d})")
+    return f"{m.group(1).upper()}{int(m.group(2)):02d}"
+
+
+def _image_path(folder: Path, well: str):
+    """Return the image of ``well`` (``A01.tif``, or ``A1.tif`` / ``.tiff``), or None."""
+    short = f"{well[0]}{int(well[1:])}"
+    for stem in dict.fromkeys((well, short)):
+        for ext in (".tif", ".tiff"):
+            path = folder / IMAGE_DIR / f"{stem}{ext}"
+            if path.is_file():
+                return path
+    return None
+
+
+def load_plate(folder, *, wells=None, n_cytokines: int | None = None, plate: int | None = None):
     """Return ``(images, table)``: the well images stacked in well order and the cytokine table.
+
+    Works for the synthetic plate (384 wells, 51 cytokines) and for a user's own plate:
+    any number of cytokine columns, and any subset of the wells of a 96- or 384-well
+    plate (the wells are those listed in ``cytokines.csv``, or ``wells``).
 
     Parameters
     ----------
     folder : str or pathlib.Path
         The dataset folder (see the module docstring for the layout).
-    wells : sequence of str
-        The wells to read, in this order (default all 384).
+    wells : sequence of str, optional
+        The wells to read, in this order (``A1`` or ``A01``); default: every well of the
+        table, in plate order (row by row).
     n_cytokines : int or None
-        The number of cytokine columns expected; ``None`` accepts any number.
+        The number of cytokine columns expected; ``None`` (default) accepts any number.
+    plate : {96, 384} or None
+        The plate format; ``None``: 96 if every well fits a 96-well plate, else 384.
 
     Returns
     -------
     images : numpy.ndarray
         ``(n_wells, 64, 64)`` in the stored dtype (uint8 or uint16).
     table : pandas.DataFrame
-        Indexed by well (same order as ``images``), one float column per cytokine.
+        Indexed by well (canonical names ``A01``; same order as ``images``), one float column per cytokine.
 
     Raises
     ------
     DataError
-        Missing folder, table or well images (named), an image that is not 64x64 grey,
-        a table without a ``well`` column, with missing wells, missing or non-numeric cytokine values.
+        Missing folder, table or well images (named); a well name that is not on the plate;
+        fewer than 16 wells (one cytokine needs 8 producers and 8 non-producers); no
+        cytokine column; an image that is not 64x64 grey; a table without a ``well``
+        column, with missing wells, missing or non-numeric cytokine values.
     """
     import pandas as pd
 
@@ -100,13 +149,31 @@ def load_plate(folder, *, wells=WELLS, n_cytokines: int | None = 51):
     if "well" not in table.columns:
         raise DataError(f"{table_path}: no 'well' column (found {', '.join(map(str, table.columns[:5]))}...); "
                         "expected one row per well with a 'well' column such as A01")
+    if plate is not None and plate not in PLATES:
+        raise DataError(f"plate={plate!r}: expected 96 or 384 (wells per plate)")
+    listed = [str(w) for w in table["well"]]
+    if plate is None:
+        try:
+            [normalise_well(w, 96) for w in listed + [str(w) for w in (wells or ())]]
+            plate = 96
+        except ValueError:
+            plate = 384
+    try:
+        table["well"] = [normalise_well(w, plate) for w in listed]
+        wells = None if wells is None else [normalise_well(w, plate) for w in wells]
+    except ValueError as exc:
+        raise DataError(f"{table_path}: {exc}") from exc
     table = table.set_index("well")
     if table.index.duplicated().any():
         raise DataError(f"{table_path}: well(s) listed twice: {', '.join(table.index[table.index.duplicated()][:5])}")
+    if wells is None:
+        wells = [w for w in plate_wells(plate) if w in table.index]
     missing_rows = [w for w in wells if w not in table.index]
     if missing_rows:
         raise DataError(f"{table_path}: {len(missing_rows)} well(s) missing from the table "
                         f"({', '.join(missing_rows[:5])}{' ...' if len(missing_rows) > 5 else ''})")
+    if table.shape[1] == 0:
+        raise DataError(f"{table_path}: no cytokine column; expected the 'well' column plus one column per cytokine")
     if n_cytokines is not None and table.shape[1] != n_cytokines:
         raise DataError(f"{table_path}: {table.shape[1]} cytokine column(s), expected {n_cytokines} "
                         "(missing columns?)")
@@ -115,18 +182,65 @@ def load_plate(folder, *, wells=WELLS, n_cytokines: int | None = 51):
         raise DataError(f"{table_path}: non-numeric cytokine column(s) {', '.join(non_numeric[:5])}; "
                         "expected log10 fold changes")
     table = table.loc[list(wells)].astype(np.float64)
-    missing_files = [w for w in wells if not (folder / IMAGE_DIR / f"{w}.tif").is_file()]
+    empty = [c for c in table.columns if table[c].isna().any()]
+    if empty:
+        raise DataError(f"{table_path}: missing value(s) in cytokine column(s) {', '.join(map(str, empty[:5]))} "
+                        "for the wells used; fill them, or drop those wells or columns")
+    if len(wells) < MIN_PLATE_WELLS:
+        raise DataError(f"{table_path}: {len(wells)} well(s); at least {MIN_PLATE_WELLS} are needed (one cytokine "
+                        f"needs {MIN_PLATE_WELLS // 2} producers and as many non-producers for two folds)")
+    paths = {w: _image_path(folder, w) for w in wells}
+    missing_files = [w for w, path in paths.items() if path is None]
     if missing_files:
         raise DataError(f"{folder / IMAGE_DIR}: {len(missing_files)} well image(s) missing "
                         f"({', '.join(f'{w}.tif' for w in missing_files[:5])}{' ...' if len(missing_files) > 5 else ''})")
     images = []
     for w in wells:
-        path = folder / IMAGE_DIR / f"{w}.tif"
-        im = read_image(path)
+        im = read_image(paths[w])
         if im.shape != (IMAGE_SIZE, IMAGE_SIZE):
-            raise DataError(f"{path}: shape {im.shape}, expected a 64x64 grey image")
+            raise DataError(f"{paths[w]}: shape {im.shape}, expected a 64x64 grey image (the models are built for "
+                            "64x64: reduce each field to 64x64 first, e.g. with skimage.transform.resize)")
         images.append(im)
     return np.stack(images), table
+
+
+def plate_folder(config, choice=None):
+    """Return the folder of the plate the lab reads: your own plate, the synthetic one, or the cached real one.
+
+    Parameters
+    ----------
+    config : cellkit.config.Config
+        The lab's configuration (``config.source``).
+    choice : None, "synthetic", or a folder
+        ``None`` follows ``config.source``; ``"synthetic"`` generates the synthetic plate;
+        a folder (str or Path) reads your own plate from it (source "real").
+
+    Raises
+    ------
+    DataUnavailableError
+        Source "real" without a folder and none in the cache: the original plate is not
+        public, so the message says what to do (give a folder, or choose "synthetic").
+    """
+    from cellkit.data import dataset_path
+    from cellkit.errors import DataUnavailableError
+
+    if choice is not None and str(choice) != "synthetic":
+        folder = Path(choice).expanduser()
+        if not folder.is_dir():
+            raise DataError(f"plate folder {folder} not found; expected a folder with the layout {LAYOUT}")
+        print(f"Data source: YOUR plate\n  folder: {folder}")
+        return folder
+    if choice == "synthetic":
+        config = config.replace(source="synthetic")
+    try:
+        return dataset_path("cytokines_wbc", config)
+    except DataUnavailableError as exc:
+        cached = Path(config.data_dir) / "cytokines_wbc"
+        raise DataUnavailableError(
+            "The original plate (Plott 2023) is not public, so the source 'real' needs YOUR plate and none was "
+            f"found at {cached}. Either (a) set plate_choice = 'path/to/your/plate' in this cell (layout: {LAYOUT}), "
+            f"or copy your plate to {cached}; or (b) set plate_choice = 'synthetic' to run the lab on the "
+            "synthetic plate (or start with CELLKIT_SOURCE=synthetic).") from exc
 
 
 def load_ground_truth(folder):
@@ -170,9 +284,9 @@ def _render_well(features, n_cells, generator, scale=2):
     size = IMAGE_SIZE * scale
     g = generator
     canvas = np.zeros((size, size), np.float32)
-    radius = 4.0 * np.exp(0.2 * features["size"])  # pixels at the rendering scale
-    elong = 1.0 + 0.9 / (1.0 + np.exp(-1.5 * features["elongation"]))
-    clump_fraction = 1.0 / (1.0 + np.exp(-1.6 * features["clumping"]))
+    radius = 4.0 * np.exp(EFFECTS["size"] * features["size"])  # pixels at the rendering scale
+    elong = 1.0 + EFFECTS["elongation"] / (1.0 + np.exp(-1.5 * features["elongation"]))
+    clump_fraction = 1.0 / (1.0 + np.exp(-EFFECTS["clumping"] * features["clumping"]))
     n_clumped = g.binomial(n_cells, clump_fraction)
     centres = [g.uniform(8, size - 8, size=2) for _ in range(max(1, n_clumped // 8))]
     for i in range(n_cells):
@@ -247,7 +361,7 @@ def make_synthetic(dest, *, fast: bool, seed: int) -> None:
     n = len(WELLS)
     feats = {f: g.normal(size=n) for f in FEATURES}
     empty = g.random(n) < 0.05
-    n_cells = np.where(empty, g.integers(0, 3, size=n), np.round(26 * np.exp(0.45 * feats["density"]))).astype(int)
+    n_cells = np.where(empty, g.integers(0, 3, size=n), np.round(26 * np.exp(EFFECTS["density"] * feats["density"]))).astype(int)
     (dest / IMAGE_DIR).mkdir(parents=True, exist_ok=True)
     for i, well in enumerate(WELLS):
         well_features = {f: feats[f][i] for f in FEATURES}
@@ -257,11 +371,11 @@ def make_synthetic(dest, *, fast: bool, seed: int) -> None:
     plan = _cytokine_plan(g)
     # what the images can show: an empty well shows no size, shape or clumping
     visible = {f: np.where(empty, 0.0, feats[f]) for f in FEATURES}
-    visible["density"] = np.log(np.maximum(n_cells, 1) / 26) / 0.45
+    visible["density"] = np.log(np.maximum(n_cells, 1) / 26) / EFFECTS["density"]
     values, producer = {}, {}
     for p in plan:
         if p["kind"] == "driven":
-            noise = 0.35 if p["strength"] == "strong" else 0.8
+            noise = EFFECTS["noise_strong"] if p["strength"] == "strong" else EFFECTS["noise_moderate"]
             score = p["sign"] * visible[p["driver"]] + noise * g.normal(size=n)
             is_producer = score > np.quantile(score, 1 - p["fraction"])
         elif p["kind"] == "rare":
@@ -282,5 +396,6 @@ def make_synthetic(dest, *, fast: bool, seed: int) -> None:
     wells.to_csv(dest / WELL_FEATURES, index=False, quoting=csv.QUOTE_MINIMAL)
 
 
-__all__ = ["WELLS", "CYTOKINES", "FEATURES", "LAYOUT", "well_name", "load_plate", "load_ground_truth",
+__all__ = ["WELLS", "PLATES", "CYTOKINES", "FEATURES", "LAYOUT", "well_name", "plate_wells", "normalise_well",
+           "load_plate", "plate_folder", "load_ground_truth",
            "make_synthetic"]

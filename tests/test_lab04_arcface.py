@@ -119,6 +119,110 @@ def test_loader_errors(synthetic_root, tmp_path):
         rxrx1.load_site(copy, row)
 
 
+def test_metadata_is_filtered_to_the_sites_on_disk(synthetic_root, tmp_path, capsys):
+    import shutil
+
+    from cellkit.data import rxrx1
+
+    full = rxrx1.read_metadata(synthetic_root)
+    copy = tmp_path / "subset"
+    shutil.copytree(synthetic_root, copy)
+    keep = "HUVEC-01"
+    for folder in (copy / "images").iterdir():
+        if folder.name != keep:
+            shutil.rmtree(folder)
+    row = full[full.experiment == keep].iloc[0]
+    rxrx1.image_path(copy, row.experiment, row.plate, row.well, row.site, 6).unlink()  # one incomplete site
+    md = rxrx1.read_metadata(copy)
+    assert set(md.experiment) == {keep} and len(md) == (full.experiment == keep).sum() - 1
+    assert row.site_id not in set(md.site_id)
+    assert f"{len(md):,} have their six files on disk" in capsys.readouterr().out
+    assert len(rxrx1.read_metadata(copy, present_only=False)) == len(full)
+    seq = rxrx1.RxRx1Sequence(copy, md, [0, 1, 2, 3, 4], batch_size=64)
+    images, _, _ = rxrx1.load_arrays(seq)  # no missing file on the way
+    assert len(images) == len(seq.metadata)
+    shutil.rmtree(copy / "images")
+    with pytest.raises(DataError, match="none of its"):
+        rxrx1.read_metadata(copy)
+
+
+def test_extract_subset_from_the_archive(synthetic_root, tmp_path):
+    import zipfile
+
+    from cellkit.data import rxrx1
+
+    archive = tmp_path / "rxrx1-images.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        zf.write(synthetic_root / "metadata.csv", "rxrx1/metadata.csv")
+        for path in (synthetic_root / "images").rglob("*.png"):
+            zf.write(path, "rxrx1/" + path.relative_to(synthetic_root).as_posix())
+    dest = rxrx1.extract_subset(archive, tmp_path / "huvec", cell_types="HUVEC", plates=[1])
+    md = rxrx1.read_metadata(dest, verbose=False)
+    assert set(md.cell_type) == {"HUVEC"} and set(md.plate) == {1}
+    assert len(md) == (rxrx1.read_metadata(synthetic_root).cell_type == "HUVEC").sum()
+    one = rxrx1.extract_subset(archive, tmp_path / "one", experiments=["RPE-02"])
+    assert {p.name for p in (one / "images").iterdir()} == {"RPE-02"}
+    with pytest.raises(DataError, match="no image matches"):
+        rxrx1.extract_subset(archive, tmp_path / "none", experiments="HUVEC-99")
+
+
+def test_downsampling_averages_areas():
+    from cellkit.data import rxrx1
+
+    stack = np.zeros((512, 512, 6), np.uint8)
+    stack[::8, ::8, 3] = 255  # one-pixel puncta on an 8-pixel grid: 1/64 of the pixels
+    small = rxrx1.downsample(stack, 64)  # 8x8 blocks: every output pixel holds one punctum
+    assert small.shape == (64, 64, 6) and small.dtype == np.uint8
+    np.testing.assert_allclose(small[..., 3], round(255 / 64), atol=1)  # the mean survives, no aliasing
+    odd = rxrx1.downsample(stack, 100)  # not a divisor: PIL's box filter
+    assert odd.shape == (100, 100, 6)
+    assert abs(float(odd[..., 3].mean()) - 255 / 64) < 0.6
+    assert rxrx1.downsample(np.full((10, 10, 6), 7, np.uint8), 20).shape == (20, 20, 6)
+    with pytest.raises(ValueError, match="uint8"):
+        rxrx1.downsample(stack.astype(np.float32), 64)
+
+
+def test_fetch_refuses_a_large_download_without_opt_in(tmp_path, monkeypatch):
+    import importlib
+
+    from cellkit.config import Config
+    from cellkit.errors import DataUnavailableError
+
+    fetch_mod = importlib.import_module("cellkit.data.fetch")  # cellkit.data.fetch is also a function
+    def no_network(*args, **kwargs):
+        raise AssertionError("fetch must not start the download")
+
+    monkeypatch.setattr(fetch_mod, "_download", no_network)
+    monkeypatch.delenv("CELLKIT_ALLOW_LARGE_DOWNLOAD", raising=False)
+    config = Config(source="real", data_dir=tmp_path)
+    with pytest.raises(DataUnavailableError, match=r"49\.0 GB.*CELLKIT_ALLOW_LARGE_DOWNLOAD=1"):
+        fetch_mod.fetch("rxrx1", config, progressbar=False)
+
+
+def test_fetch_extracts_the_metadata_archive_beside_the_images(synthetic_root, tmp_path, monkeypatch):
+    import zipfile
+
+    import importlib
+
+    from cellkit.config import Config
+    from cellkit.data import rxrx1
+
+    fetch_mod = importlib.import_module("cellkit.data.fetch")
+    images_zip, metadata_zip = tmp_path / "rxrx1-images.zip", tmp_path / "rxrx1-metadata.zip"
+    with zipfile.ZipFile(images_zip, "w") as zf:
+        for path in (synthetic_root / "images" / "U2OS-01").rglob("*.png"):
+            zf.write(path, "rxrx1/" + path.relative_to(synthetic_root).as_posix())
+    with zipfile.ZipFile(metadata_zip, "w") as zf:
+        zf.write(synthetic_root / "metadata.csv", "rxrx1/metadata.csv")
+    archives = {"rxrx1-images.zip": images_zip, "rxrx1-metadata.zip": metadata_zip}
+    monkeypatch.setattr(fetch_mod, "_download", lambda url, *a, **k: archives[url.rsplit("/", 1)[-1]])
+    monkeypatch.setenv("CELLKIT_ALLOW_LARGE_DOWNLOAD", "1")
+    folder = fetch_mod.fetch("rxrx1", Config(source="real", data_dir=tmp_path / "cache"), progressbar=False)
+    assert (folder / "metadata.csv").is_file()
+    md = rxrx1.read_metadata(folder, verbose=False)
+    assert set(md.experiment) == {"U2OS-01"}
+
+
 def test_registry_entry():
     from cellkit.data.registry import get_dataset
 

@@ -133,6 +133,62 @@ def select(metadata, *, experiments=None, dataset=None, well_types=None, sirna_i
     return metadata[keep].reset_index(drop=True)
 
 
+def extract_subset(archive, dest, *, experiments=None, cell_types=None, plates=None, prefix: str = "rxrx1/") -> Path:
+    """Return ``dest`` after extracting a subset of RxRx1 from the images archive (and ``metadata.csv`` if it holds one).
+
+    The images come only as one 49 GB zip; a course or a laptop rarely needs all 51
+    experiments.  This extracts the members under ``<prefix>images/<experiment>/Plate<p>/``
+    of the chosen experiments (``"HUVEC-01"``...), cell types (``"HUVEC"``: every experiment
+    of that type) and plates (1-4), each ``None`` meaning all.  Put ``metadata.csv`` (from the
+    small metadata archive, or :func:`cellkit.data.fetch`) in ``dest``: :func:`read_metadata`
+    keeps the sites whose files are there.
+
+    Raises
+    ------
+    DataError
+        ``archive`` is not a zip, or no member matches the choice (the experiments found are named).
+    """
+    import shutil
+    import zipfile
+
+    dest = Path(dest)
+    wanted_experiments = None if experiments is None else {str(e) for e in np.atleast_1d(experiments)}
+    wanted_types = None if cell_types is None else {str(t) for t in np.atleast_1d(cell_types)}
+    wanted_plates = None if plates is None else {int(p) for p in np.atleast_1d(plates)}
+    seen, written = set(), 0
+    try:
+        zf = zipfile.ZipFile(archive)
+    except (OSError, zipfile.BadZipFile) as exc:
+        raise DataError(f"{archive}: cannot open as a zip archive ({exc}); expected rxrx1-images.zip") from exc
+    with zf:
+        for info in zf.infolist():
+            if info.is_dir() or not info.filename.startswith(prefix):
+                continue
+            rel = info.filename[len(prefix):]
+            parts = rel.split("/")
+            if rel == "metadata.csv":
+                pass
+            elif len(parts) == 4 and parts[0] == "images" and parts[2].startswith("Plate"):
+                experiment, plate = parts[1], int(parts[2][len("Plate"):])
+                seen.add(experiment)
+                if ((wanted_experiments is not None and experiment not in wanted_experiments)
+                        or (wanted_types is not None and experiment.split("-")[0] not in wanted_types)
+                        or (wanted_plates is not None and plate not in wanted_plates)):
+                    continue
+                written += 1
+            else:
+                continue
+            target = dest / rel
+            target.parent.mkdir(parents=True, exist_ok=True)
+            with zf.open(info) as src, open(target, "wb") as out:
+                shutil.copyfileobj(src, out)
+    if written == 0:
+        raise DataError(f"{archive}: no image matches experiments={experiments!r}, cell_types={cell_types!r}, "
+                        f"plates={plates!r}; the archive holds {len(seen)} experiments "
+                        f"({', '.join(sorted(seen)[:8])}{' ...' if len(seen) > 8 else ''})")
+    return dest
+
+
 def load_site(root, row, *, image_size: int | None = None, crop: int | None = None, crop_offset=None) -> np.ndarray:
     """Return the six channels of one site as a uint8 array of shape (H, W, 6).
 
@@ -245,10 +301,11 @@ class RxRx1Sequence(_import_pydataset()):
     labels : array of int, optional
         An explicit label index per row (e.g. pseudo-labels for unlabelled sites), instead of
         looking ``sirna_id`` up in ``classes``; every row is kept.
-    cache : bool
+    cache : bool or dict
         Keep each decoded (and resized) site in memory as uint8 after its first read, so that
         later epochs do not decode PNGs again (``H x W x 6`` bytes a site: 14 kB at 48x48,
-        393 kB at 256x256).
+        393 kB at 256x256).  Pass one dict to several sequences to share it (keys are
+        ``(site_id, image_size, crop)``).
     **kwargs
         Passed to ``keras.utils.PyDataset`` (``workers``, ``use_multiprocessing``, ``max_queue_size``).
 
@@ -289,7 +346,7 @@ class RxRx1Sequence(_import_pydataset()):
         self.shuffle, self.labelled, self.augment, self.flip = shuffle, labelled, augment, flip
         self.seed, self.epoch = int(seed), 0
         self.sample_weights = None
-        self._cache = {} if cache else None
+        self._cache = cache if isinstance(cache, dict) else ({} if cache else None)
         self._rows = self.metadata[["experiment", "plate", "well", "site", "site_id"]].to_dict("records")
         self._cell_types = self.cell_type_onehot(self.metadata)
         self._order = self._epoch_order()
@@ -313,11 +370,13 @@ class RxRx1Sequence(_import_pydataset()):
 
     def site(self, position: int) -> np.ndarray:
         """Return the uint8 (H, W, 6) stack of the site in row ``position`` of :attr:`metadata` (cached if asked)."""
-        if self._cache is not None and position in self._cache:
-            return self._cache[position]
-        stack = load_site(self.root, self._rows[position], image_size=self.image_size, crop=self.crop)
+        row = self._rows[position]
+        key = (row["site_id"], self.image_size, self.crop)
+        if self._cache is not None and key in self._cache:
+            return self._cache[key]
+        stack = load_site(self.root, row, image_size=self.image_size, crop=self.crop)
         if self._cache is not None:
-            self._cache[position] = stack
+            self._cache[key] = stack
         return stack
 
     def __getitem__(self, index):
@@ -546,4 +605,5 @@ def make_synthetic(dest, *, fast: bool, seed: int) -> None:
 
 
 __all__ = ["CHANNELS", "CELL_TYPES", "METADATA_COLUMNS", "REGIONS", "LAYOUT", "image_path", "read_metadata",
-           "select", "load_site", "RxRx1Sequence", "load_arrays", "plot_sites", "read_ground_truth", "make_synthetic"]
+           "filter_present", "select", "extract_subset", "load_site", "downsample", "RxRx1Sequence", "load_arrays",
+           "plot_sites", "read_ground_truth", "make_synthetic"]

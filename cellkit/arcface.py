@@ -314,12 +314,16 @@ def densenet121_backbone(input_shape, *, imagenet: bool = True, verbose: bool = 
     return model
 
 
-def build_backbone(kind: str, input_shape, *, imagenet: bool = True, verbose: bool = True) -> keras.Model:
-    """Return the backbone called ``kind`` (``"densenet121"`` or ``"small"``) for ``input_shape`` (H, W, C)."""
+def build_backbone(kind: str, input_shape, *, imagenet: bool = True, verbose: bool = True,
+                   widths=(32, 64, 96)) -> keras.Model:
+    """Return the backbone called ``kind`` (``"densenet121"`` or ``"small"``) for ``input_shape`` (H, W, C).
+
+    ``widths`` are the small CNN's filters per block (ignored by DenseNet121).
+    """
     if kind == "densenet121":
         return densenet121_backbone(input_shape, imagenet=imagenet, verbose=verbose)
     if kind == "small":
-        return small_cnn(input_shape)
+        return small_cnn(input_shape, widths=widths)
     raise ValueError(f"kind={kind!r}: expected 'densenet121' or 'small'")
 
 

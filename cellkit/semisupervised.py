@@ -11,9 +11,10 @@ weight "attains its final value alpha_f at T2", which is what is implemented.)
 
 CutMix (Yun et al. 2019) pastes a box of image B into image A and mixes the labels by
 area: with ``lambda ~ Beta(1, 1)`` the box covers ``1 - lambda`` of the image and the
-label is ``lambda y_A + (1 - lambda) y_B``.  :func:`cutmix_batch` uses Keras's own
-``keras.layers.CutMix`` (Keras >= 3.8) with ``factor=(1, 1)``, i.e. ``Beta(1, 1)``;
-:func:`cutmix_pair` is the NumPy reference for one pair and a given box.
+label is ``lambda y_A + (1 - lambda) y_B``.  :func:`cutmix_pair` mixes one pair in a given
+box; :func:`cutmix_batch` mixes a batch, drawing each image's partner among the rows of the
+same sample weight, so that CutMix never mixes a labelled site with an unlabelled one (whose
+label is a placeholder before ``T1`` and a pseudo-label weighted by ``alpha(t)`` after).
 """
 
 from __future__ import annotations
@@ -108,39 +109,76 @@ def cutmix_pair(image_a, label_a, image_b, label_b, box):
     return mixed, label.astype(np.float32)
 
 
-def cutmix_batch(images, labels, *, seed: int | None = None, layer=None):
-    """Return ``(images, labels)`` of a batch after Keras's ``CutMix`` (lambda ~ Beta(1, 1)), as NumPy arrays.
+def cutmix_batch(images, labels, *, sample_weight=None, seed=None):
+    """Return ``(images, labels, sample_weight)`` of a batch after CutMix, partners drawn within groups of equal weight.
 
-    Each image receives a box from a randomly permuted partner in the batch and its label
-    is mixed by the box's area.  Pass ``layer`` (a ``keras.layers.CutMix``) to keep one
-    random stream over many batches; otherwise one is made from ``seed``.
+    Each image ``i`` draws ``lambda ~ Beta(1, 1)``, a box (:func:`sample_box`) and a partner
+    ``j``, and becomes :func:`cutmix_pair` of the two.  The partner is another row **with the same
+    sample weight**: labelled rows mix with labelled rows, pseudo-labelled rows (weight
+    ``alpha(t) (N + M) / M``) with pseudo-labelled rows, and rows of weight 0 (unlabelled sites
+    before ``T1``, whose label is a placeholder) are left as they are.  So no placeholder label
+    ever reaches the loss with a non-zero weight, and a pseudo-label keeps its weight ``alpha(t)``
+    through CutMix.  The weights are mixed by ``lambda`` as well,
+    ``w = lambda w_i + (1 - lambda) w_j``, which leaves them unchanged inside a group.
+
+    ``keras.layers.CutMix`` would draw partners from the whole batch and knows nothing of
+    sample weights: it would paste held-out sites, labels and all, into labelled ones.
+
+    Parameters
+    ----------
+    images : array (B, H, W, C)
+    labels : array (B, K)
+        One-hot (or soft) labels.
+    sample_weight : array (B,), optional
+        None: the whole batch is one group.
+    seed : int or numpy Generator
+        The random stream (a Generator is used as is, so a caller can keep one stream).
+
+    Returns
+    -------
+    images, labels : arrays (float32)
+    sample_weight : array (float32) or None
     """
-    import keras
-
-    layer = layer or keras.layers.CutMix(factor=(1.0, 1.0), seed=seed)
-    out = layer({"images": np.asarray(images, np.float32), "labels": np.asarray(labels, np.float32)}, training=True)
-    return keras.ops.convert_to_numpy(out["images"]), keras.ops.convert_to_numpy(out["labels"])
+    images, labels = np.asarray(images, np.float32), np.asarray(labels, np.float32)
+    if images.ndim != 4 or labels.ndim != 2 or len(images) != len(labels):
+        raise ValueError(f"images, labels: shapes {images.shape} and {labels.shape}, expected (B, H, W, C) and (B, K)")
+    g = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
+    weights = np.ones(len(images), np.float32) if sample_weight is None else np.asarray(sample_weight, np.float32)
+    if weights.shape != (len(images),):
+        raise ValueError(f"sample_weight: shape {weights.shape}, expected ({len(images)},)")
+    out_images, out_labels, out_weights = images.copy(), labels.copy(), weights.copy()
+    for value in np.unique(weights):
+        members = np.flatnonzero(weights == value)
+        if value == 0 or len(members) < 2:
+            continue  # weight 0: placeholder labels stay out of every mix
+        for i in members:
+            j = int(g.choice(members[members != i]))
+            box = sample_box(images.shape[1:3], float(g.beta(1.0, 1.0)), g)
+            out_images[i], out_labels[i] = cutmix_pair(images[i], labels[i], images[j], labels[j], box)
+            lam = 1.0 - box[2] * box[3] / (images.shape[1] * images.shape[2])
+            out_weights[i] = lam * weights[i] + (1.0 - lam) * weights[j]
+    return out_images, out_labels, (None if sample_weight is None else out_weights)
 
 
 class CutMixAugment:
-    """A picklable ``augment(images, labels)`` callable for :class:`cellkit.data.rxrx1.RxRx1Sequence`.
+    """A picklable ``augment(images, labels, sample_weight, rng)`` for :class:`cellkit.data.rxrx1.RxRx1Sequence`.
 
-    Applies :func:`cutmix_batch` with probability ``probability`` per batch, from one seeded layer.
+    Applies :func:`cutmix_batch` (partners within groups of equal weight) with probability
+    ``probability`` per batch, drawing from the batch's own random stream ``rng`` (or, when
+    called without one, from a stream seeded by ``seed``).
     """
 
     def __init__(self, *, probability: float = 0.5, seed: int = 0):
-        import keras
-
         if not 0.0 <= probability <= 1.0:
             raise ValueError(f"probability={probability!r}: expected a value in [0, 1]")
         self.probability = probability
-        self.layer = keras.layers.CutMix(factor=(1.0, 1.0), seed=seed)
         self._rng = np.random.default_rng(seed)
 
-    def __call__(self, images, labels):
-        if len(images) < 2 or self._rng.uniform() >= self.probability:
-            return images, labels
-        return cutmix_batch(images, labels, layer=self.layer)
+    def __call__(self, images, labels, sample_weight=None, rng=None):
+        rng = self._rng if rng is None else rng
+        if len(images) < 2 or rng.uniform() >= self.probability:
+            return images, labels, sample_weight
+        return cutmix_batch(images, labels, sample_weight=sample_weight, seed=rng)
 
 
 __all__ = ["alpha_schedule", "pseudo_labels", "pseudo_label_weights", "sample_box", "cutmix_pair", "cutmix_batch",

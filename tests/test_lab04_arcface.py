@@ -119,6 +119,110 @@ def test_loader_errors(synthetic_root, tmp_path):
         rxrx1.load_site(copy, row)
 
 
+def test_metadata_is_filtered_to_the_sites_on_disk(synthetic_root, tmp_path, capsys):
+    import shutil
+
+    from cellkit.data import rxrx1
+
+    full = rxrx1.read_metadata(synthetic_root)
+    copy = tmp_path / "subset"
+    shutil.copytree(synthetic_root, copy)
+    keep = "HUVEC-01"
+    for folder in (copy / "images").iterdir():
+        if folder.name != keep:
+            shutil.rmtree(folder)
+    row = full[full.experiment == keep].iloc[0]
+    rxrx1.image_path(copy, row.experiment, row.plate, row.well, row.site, 6).unlink()  # one incomplete site
+    md = rxrx1.read_metadata(copy)
+    assert set(md.experiment) == {keep} and len(md) == (full.experiment == keep).sum() - 1
+    assert row.site_id not in set(md.site_id)
+    assert f"{len(md):,} have their six files on disk" in capsys.readouterr().out
+    assert len(rxrx1.read_metadata(copy, present_only=False)) == len(full)
+    seq = rxrx1.RxRx1Sequence(copy, md, [0, 1, 2, 3, 4], batch_size=64)
+    images, _, _ = rxrx1.load_arrays(seq)  # no missing file on the way
+    assert len(images) == len(seq.metadata)
+    shutil.rmtree(copy / "images")
+    with pytest.raises(DataError, match="none of its"):
+        rxrx1.read_metadata(copy)
+
+
+def test_extract_subset_from_the_archive(synthetic_root, tmp_path):
+    import zipfile
+
+    from cellkit.data import rxrx1
+
+    archive = tmp_path / "rxrx1-images.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        zf.write(synthetic_root / "metadata.csv", "rxrx1/metadata.csv")
+        for path in (synthetic_root / "images").rglob("*.png"):
+            zf.write(path, "rxrx1/" + path.relative_to(synthetic_root).as_posix())
+    dest = rxrx1.extract_subset(archive, tmp_path / "huvec", cell_types="HUVEC", plates=[1])
+    md = rxrx1.read_metadata(dest, verbose=False)
+    assert set(md.cell_type) == {"HUVEC"} and set(md.plate) == {1}
+    assert len(md) == (rxrx1.read_metadata(synthetic_root).cell_type == "HUVEC").sum()
+    one = rxrx1.extract_subset(archive, tmp_path / "one", experiments=["RPE-02"])
+    assert {p.name for p in (one / "images").iterdir()} == {"RPE-02"}
+    with pytest.raises(DataError, match="no image matches"):
+        rxrx1.extract_subset(archive, tmp_path / "none", experiments="HUVEC-99")
+
+
+def test_downsampling_averages_areas():
+    from cellkit.data import rxrx1
+
+    stack = np.zeros((512, 512, 6), np.uint8)
+    stack[::8, ::8, 3] = 255  # one-pixel puncta on an 8-pixel grid: 1/64 of the pixels
+    small = rxrx1.downsample(stack, 64)  # 8x8 blocks: every output pixel holds one punctum
+    assert small.shape == (64, 64, 6) and small.dtype == np.uint8
+    np.testing.assert_allclose(small[..., 3], round(255 / 64), atol=1)  # the mean survives, no aliasing
+    odd = rxrx1.downsample(stack, 100)  # not a divisor: PIL's box filter
+    assert odd.shape == (100, 100, 6)
+    assert abs(float(odd[..., 3].mean()) - 255 / 64) < 0.6
+    assert rxrx1.downsample(np.full((10, 10, 6), 7, np.uint8), 20).shape == (20, 20, 6)
+    with pytest.raises(ValueError, match="uint8"):
+        rxrx1.downsample(stack.astype(np.float32), 64)
+
+
+def test_fetch_refuses_a_large_download_without_opt_in(tmp_path, monkeypatch):
+    import importlib
+
+    from cellkit.config import Config
+    from cellkit.errors import DataUnavailableError
+
+    fetch_mod = importlib.import_module("cellkit.data.fetch")  # cellkit.data.fetch is also a function
+    def no_network(*args, **kwargs):
+        raise AssertionError("fetch must not start the download")
+
+    monkeypatch.setattr(fetch_mod, "_download", no_network)
+    monkeypatch.delenv("CELLKIT_ALLOW_LARGE_DOWNLOAD", raising=False)
+    config = Config(source="real", data_dir=tmp_path)
+    with pytest.raises(DataUnavailableError, match=r"49\.0 GB.*CELLKIT_ALLOW_LARGE_DOWNLOAD=1"):
+        fetch_mod.fetch("rxrx1", config, progressbar=False)
+
+
+def test_fetch_extracts_the_metadata_archive_beside_the_images(synthetic_root, tmp_path, monkeypatch):
+    import zipfile
+
+    import importlib
+
+    from cellkit.config import Config
+    from cellkit.data import rxrx1
+
+    fetch_mod = importlib.import_module("cellkit.data.fetch")
+    images_zip, metadata_zip = tmp_path / "rxrx1-images.zip", tmp_path / "rxrx1-metadata.zip"
+    with zipfile.ZipFile(images_zip, "w") as zf:
+        for path in (synthetic_root / "images" / "U2OS-01").rglob("*.png"):
+            zf.write(path, "rxrx1/" + path.relative_to(synthetic_root).as_posix())
+    with zipfile.ZipFile(metadata_zip, "w") as zf:
+        zf.write(synthetic_root / "metadata.csv", "rxrx1/metadata.csv")
+    archives = {"rxrx1-images.zip": images_zip, "rxrx1-metadata.zip": metadata_zip}
+    monkeypatch.setattr(fetch_mod, "_download", lambda url, *a, **k: archives[url.rsplit("/", 1)[-1]])
+    monkeypatch.setenv("CELLKIT_ALLOW_LARGE_DOWNLOAD", "1")
+    folder = fetch_mod.fetch("rxrx1", Config(source="real", data_dir=tmp_path / "cache"), progressbar=False)
+    assert (folder / "metadata.csv").is_file()
+    md = rxrx1.read_metadata(folder, verbose=False)
+    assert set(md.experiment) == {"U2OS-01"}
+
+
 def test_registry_entry():
     from cellkit.data.registry import get_dataset
 
@@ -262,16 +366,85 @@ def test_cutmix_pair_and_box():
         assert h * w <= (1 - lam) * 1600 + 1e-9
 
 
-def test_keras_cutmix_labels_follow_pixel_areas():
+def _pseudo_label_sequence(root, alpha):
+    """A training sequence as lab 04 builds it for pseudo-labelling: labelled sites of classes 1-3, then
+    unlabelled held-out sites whose label is the placeholder 0 (before T1) or a pseudo-label (after)."""
+    import pandas as pd
+
+    from cellkit.data import rxrx1
+    from cellkit.semisupervised import CutMixAugment, pseudo_label_weights
+
+    md = rxrx1.read_metadata(root)
+    labelled = rxrx1.select(md, dataset="train", sirna_ids=[1, 2, 3])
+    unlabelled = rxrx1.select(md, dataset="test", sirna_ids=[0, 1, 2, 3])
+    sites = pd.concat([labelled, unlabelled], ignore_index=True)
+    n, m = len(labelled), len(unlabelled)
+    labels = np.r_[labelled["sirna_id"].to_numpy(), np.zeros(m, int)]
+    seq = rxrx1.RxRx1Sequence(root, sites, [0, 1, 2, 3], batch_size=8, shuffle=True, seed=3, labels=labels,
+                              augment=CutMixAugment(probability=1.0, seed=3))
+    seq.sample_weights = pseudo_label_weights(n, m, alpha)
+    return seq, (n + m) / n, alpha * (n + m) / m
+
+
+@pytest.mark.parametrize("alpha", [0.0, 0.7])
+def test_cutmix_keeps_placeholder_labels_out_of_the_loss(synthetic_root, alpha):
+    # Class 0 marks the unlabelled rows: no labelled row is of class 0 here.
+    seq, w_labelled, w_pseudo = _pseudo_label_sequence(synthetic_root, alpha)
+    mixed_rows = 0
+    for epoch in range(2):
+        for i in range(len(seq)):
+            _, y, w = seq[i]
+            from_unlabelled = y[:, 0] > 0
+            # Before T1 (alpha = 0) nothing of an unlabelled row may weigh in the loss; after T1 a
+            # pseudo-labelled row keeps its weight alpha(t) (N + M) / M and mixes only with its kind;
+            # a labelled row keeps (N + M) / N and never receives a placeholder or a pseudo-label.
+            np.testing.assert_allclose(w[from_unlabelled], w_pseudo, rtol=1e-5, err_msg=(
+                f"epoch {epoch} batch {i}: rows carrying a placeholder/pseudo-label weigh {w[from_unlabelled]}"))
+            np.testing.assert_allclose(y[from_unlabelled, 0], 1.0, atol=1e-6)
+            np.testing.assert_allclose(w[~from_unlabelled], w_labelled, rtol=1e-5)
+            mixed_rows += int(np.sum(y.max(axis=1) < 1 - 1e-6))
+        seq.on_epoch_end()
+    assert mixed_rows > 10, "CutMix (probability 1) should have mixed the labels of many labelled rows"
+
+
+def test_sequences_with_the_same_seed_yield_the_same_batches(synthetic_root):
+    from cellkit.data import rxrx1
+    from cellkit.semisupervised import CutMixAugment
+
+    md = rxrx1.read_metadata(synthetic_root)
+
+    def make(**kw):
+        return rxrx1.RxRx1Sequence(synthetic_root, md, [0, 1, 2, 3], batch_size=6, shuffle=True, flip=True,
+                                   seed=5, augment=CutMixAugment(probability=0.5, seed=5), **kw)
+
+    first, second = make(), make(cache=True)
+    first[0]  # advancing one sequence must not change what another sees (no shared random state)
+    for epoch in range(2):
+        for i in reversed(range(len(first))):  # any access order: each batch has its own random stream
+            a, b = first[i], second[i]
+            np.testing.assert_array_equal(a[0]["image"], b[0]["image"])
+            np.testing.assert_array_equal(a[1], b[1])
+        first.on_epoch_end()
+        second.on_epoch_end()
+    assert not np.array_equal(first[0][0]["image"], make()[0][0]["image"]), "epochs should differ"
+
+
+def test_cutmix_batch_partners_and_areas():
     from cellkit.semisupervised import cutmix_batch
 
-    images = np.broadcast_to(np.arange(6, dtype=np.float32)[:, None, None, None], (6, 32, 32, 2)).copy()
-    mixed, labels = cutmix_batch(images, np.eye(6, dtype=np.float32), seed=3)
-    own = (mixed[..., 0] == np.arange(6)[:, None, None]).mean(axis=(1, 2))
-    np.testing.assert_allclose(np.diag(labels), own, atol=0.08)
+    images = np.broadcast_to(np.arange(8, dtype=np.float32)[:, None, None, None], (8, 32, 32, 2)).copy()
+    weights = np.array([2, 2, 2, 2, 0.5, 0.5, 0.5, 0], np.float32)
+    mixed, labels, w = cutmix_batch(images, np.eye(8, dtype=np.float32), sample_weight=weights, seed=3)
+    own = (mixed[..., 0] == np.arange(8)[:, None, None]).mean(axis=(1, 2))
+    np.testing.assert_allclose(np.diag(labels), own, atol=1e-6)  # lambda follows the pasted area exactly
     np.testing.assert_allclose(labels.sum(1), 1, atol=1e-5)
-    again = cutmix_batch(images, np.eye(6, dtype=np.float32), seed=3)
+    np.testing.assert_array_equal(w, weights)
+    assert np.all(labels[:4, 4:] == 0) and np.all(labels[4:7, :4] == 0) and np.all(labels[4:7, 7] == 0)
+    np.testing.assert_array_equal(mixed[7], images[7])  # a weight-0 row is left alone
+    again = cutmix_batch(images, np.eye(8, dtype=np.float32), sample_weight=weights, seed=3)
     np.testing.assert_array_equal(again[0], mixed)
+    _, _, none = cutmix_batch(images, np.eye(8, dtype=np.float32), seed=3)
+    assert none is None
 
 
 # ---------------------------------------------------------------- gradients and Grad-CAM

@@ -26,6 +26,9 @@ from cellkit.config import Config, get_config
 from cellkit.data.registry import Dataset, get_dataset
 from cellkit.errors import DataError, DataUnavailableError, HashMismatchError
 
+LARGE_DOWNLOAD_BYTES = 5_000_000_000
+"""Downloads above this size (bytes) need an explicit opt-in: ``allow_large=True`` or CELLKIT_ALLOW_LARGE_DOWNLOAD=1."""
+
 _VERIFIED = ".cellkit-verified.json"
 _COMPLETE = ".cellkit-complete.json"  # a synthetic copy's file list, written last: its presence means complete
 
@@ -166,7 +169,8 @@ def _download(url: str, known_hash: str | None, folder: Path, progressbar: bool 
                                path=folder, downloader=downloader))
 
 
-def fetch(name: str, config: Config | None = None, *, progressbar: bool = True, rehash: bool = False) -> Path:
+def fetch(name: str, config: Config | None = None, *, progressbar: bool = True, rehash: bool = False,
+          allow_large: bool | None = None) -> Path:
     """Return the folder of the real dataset ``name``, downloading and verifying it if needed.
 
     A folder ``CELLKIT_DATA_DIR/<name>`` that already passes :func:`verify` is used
@@ -174,21 +178,30 @@ def fetch(name: str, config: Config | None = None, *, progressbar: bool = True, 
     place (the layout one folder down) is reported before any download; a partial copy is
     completed, and if the host cannot be reached the error says what the copy lacks.
     Leftovers of an interrupted download are removed by the next fetch of the same dataset.
+    An archive source may name a second, small archive (``metadata_url``, ``metadata_members``),
+    which is downloaded and extracted beside it.
+
+    Parameters
+    ----------
+    allow_large : bool, optional
+        Allow a download larger than :data:`LARGE_DOWNLOAD_BYTES`; the default reads the
+        environment variable ``CELLKIT_ALLOW_LARGE_DOWNLOAD`` (``1`` allows).
 
     Raises
     ------
     DataUnavailableError
-        The files are not there and the host cannot be reached (or the data is not public).
+        The files are not there and the host cannot be reached (or the data is not public),
+        or the download is larger than :data:`LARGE_DOWNLOAD_BYTES` and was not allowed (the size is named).
     HashMismatchError
         A downloaded or local file differs from the registry.
     """
     config = config or get_config()
     dataset = get_dataset(name)
     with _exclusive(config.data_dir, name):
-        return _fetch(dataset, config.data_dir, progressbar, rehash)
+        return _fetch(dataset, config.data_dir, progressbar, rehash, allow_large)
 
 
-def _fetch(dataset: Dataset, data_dir: Path, progressbar: bool, rehash: bool) -> Path:
+def _fetch(dataset: Dataset, data_dir: Path, progressbar: bool, rehash: bool, allow_large: bool | None) -> Path:
     name = dataset.name
     dest = data_dir / name
     found = ""  # what a local copy lacks, said again if the download fails
@@ -206,6 +219,15 @@ def _fetch(dataset: Dataset, data_dir: Path, progressbar: bool, rehash: bool) ->
         raise _unavailable(dataset, dest, "this dataset is not public, so it cannot be downloaded")
     if kind == "keras":
         raise DataError(f"dataset {name!r} is fetched by {dataset.source['loader']}, not by cellkit.data.fetch")
+    size = dataset.source.get("size_bytes") or dataset.size_bytes
+    if allow_large is None:
+        allow_large = os.environ.get("CELLKIT_ALLOW_LARGE_DOWNLOAD", "").strip().lower() in ("1", "true", "yes")
+    if size and size > LARGE_DOWNLOAD_BYTES and not allow_large:
+        raise _unavailable(dataset, dest, f"the download is {size / 1e9:,.1f} GB ({size / 2 ** 30:,.0f} GiB), more "
+                           f"than cellkit starts without being asked; to download it, set "
+                           f"CELLKIT_ALLOW_LARGE_DOWNLOAD=1 (or call fetch({name!r}, allow_large=True)) and make sure "
+                           f"{data_dir} has room for it and its extracted copy. Or use a subset you already "
+                           f"have: dataset_path({name!r}, config, path=<its folder>)", found)
     downloads = data_dir / ".downloads"
     try:
         with atomic_dir(dest) as tmp:
@@ -222,6 +244,13 @@ def _fetch(dataset: Dataset, data_dir: Path, progressbar: bool, rehash: bool) ->
                     raise _unavailable(dataset, dest, f"cannot reach {src['url']} ({type(exc).__name__}: {exc})",
                                        found) from exc
                 _extract(archive, src.get("members", ""), tmp)
+                if src.get("metadata_url"):  # a second, small archive (e.g. the metadata table) beside the first
+                    try:
+                        extra = _download(src["metadata_url"], src.get("metadata_sha256"), downloads / name, progressbar)
+                    except (OSError, ValueError) as exc:
+                        raise _unavailable(dataset, dest, f"cannot reach {src['metadata_url']} "
+                                                          f"({type(exc).__name__}: {exc})") from exc
+                    _extract(extra, src.get("metadata_members", src.get("members", "")), tmp)
             else:  # one URL per manifest file
                 base = dataset.source["base_url"].rstrip("/")
                 missing = [entry for entry in dataset.files if not (tmp / entry.path).is_file()]

@@ -52,13 +52,25 @@ def image_path(root, experiment: str, plate: int, well: str, site: int, channel:
     return Path(root) / "images" / str(experiment) / f"Plate{int(plate)}" / f"{well}_s{int(site)}_w{int(channel)}.png"
 
 
-def read_metadata(root):
-    """Return ``<root>/metadata.csv`` as a pandas DataFrame, one row per site.
+def read_metadata(root, *, present_only: bool = True, verbose: bool = True):
+    """Return ``<root>/metadata.csv`` as a pandas DataFrame, one row per site (only sites on disk by default).
+
+    Parameters
+    ----------
+    root : path
+        The dataset root.
+    present_only : bool
+        Keep only the sites whose six channel files are under ``<root>/images`` (see
+        :func:`filter_present`): a subset of experiments or plates on disk works with the full
+        ``metadata.csv``.  ``False`` returns every row of the file.
+    verbose : bool
+        Print how many sites were dropped because their files are not on disk.
 
     Raises
     ------
     DataError
-        The file is missing, empty, or lacks some of :data:`METADATA_COLUMNS` (named).
+        The file is missing, empty, or lacks some of :data:`METADATA_COLUMNS` (named); or none of
+        its sites has its files on disk.
     """
     import pandas as pd
 
@@ -76,19 +88,105 @@ def read_metadata(root):
         raise DataError(f"{path}: no rows; expected one row per site")
     table["plate"] = table["plate"].astype(int)
     table["site"] = table["site"].astype(int)
-    return table
+    if not present_only:
+        return table
+    present = filter_present(table, root)
+    if present.empty:
+        raise DataError(f"{path}: none of its {len(table):,} sites has its six channel files under "
+                        f"{Path(root) / 'images'}; expected the layout {LAYOUT}")
+    if verbose and len(present) < len(table):
+        print(f"metadata.csv lists {len(table):,} sites; {len(present):,} have their six files on disk "
+              f"({present['experiment'].nunique()} experiments, {present.groupby(['experiment', 'plate']).ngroups} "
+              f"plates): the other {len(table) - len(present):,} are skipped")
+    return present
 
 
-def select(metadata, *, experiments=None, dataset=None, well_types=None, sirna_ids=None, cell_types=None):
+def filter_present(metadata, root):
+    """Return the rows of ``metadata`` whose six channel files exist under ``<root>/images``, index reset.
+
+    Each plate folder is listed once (not one ``stat`` per file), so this is quick on the
+    125,510 sites of the full ``metadata.csv`` even on a network drive.
+    """
+    listings = {}
+    keep = np.zeros(len(metadata), bool)
+    for i, (experiment, plate, well, site) in enumerate(zip(metadata["experiment"], metadata["plate"],
+                                                            metadata["well"], metadata["site"])):
+        key = (str(experiment), int(plate))
+        if key not in listings:
+            folder = Path(root) / "images" / key[0] / f"Plate{key[1]}"
+            listings[key] = set(p.name for p in folder.iterdir()) if folder.is_dir() else set()
+        names = listings[key]
+        keep[i] = all(f"{well}_s{int(site)}_w{c}.png" in names for c in range(1, 7))
+    return metadata[keep].reset_index(drop=True)
+
+
+def select(metadata, *, experiments=None, dataset=None, well_types=None, sirna_ids=None, cell_types=None,
+           plates=None):
     """Return the rows of ``metadata`` that match every given filter (``None`` keeps all), index reset."""
     keep = np.ones(len(metadata), bool)
     for column, wanted in (("experiment", experiments), ("dataset", dataset), ("well_type", well_types),
-                           ("sirna_id", sirna_ids), ("cell_type", cell_types)):
+                           ("sirna_id", sirna_ids), ("cell_type", cell_types), ("plate", plates)):
         if wanted is None:
             continue
         wanted = [wanted] if isinstance(wanted, (str, int, np.integer)) else list(wanted)
         keep &= metadata[column].isin(wanted).to_numpy()
     return metadata[keep].reset_index(drop=True)
+
+
+def extract_subset(archive, dest, *, experiments=None, cell_types=None, plates=None, prefix: str = "rxrx1/") -> Path:
+    """Return ``dest`` after extracting a subset of RxRx1 from the images archive (and ``metadata.csv`` if it holds one).
+
+    The images come only as one 49 GB zip; a course or a laptop rarely needs all 51
+    experiments.  This extracts the members under ``<prefix>images/<experiment>/Plate<p>/``
+    of the chosen experiments (``"HUVEC-01"``...), cell types (``"HUVEC"``: every experiment
+    of that type) and plates (1-4), each ``None`` meaning all.  Put ``metadata.csv`` (from the
+    small metadata archive, or :func:`cellkit.data.fetch`) in ``dest``: :func:`read_metadata`
+    keeps the sites whose files are there.
+
+    Raises
+    ------
+    DataError
+        ``archive`` is not a zip, or no member matches the choice (the experiments found are named).
+    """
+    import shutil
+    import zipfile
+
+    dest = Path(dest)
+    wanted_experiments = None if experiments is None else {str(e) for e in np.atleast_1d(experiments)}
+    wanted_types = None if cell_types is None else {str(t) for t in np.atleast_1d(cell_types)}
+    wanted_plates = None if plates is None else {int(p) for p in np.atleast_1d(plates)}
+    seen, written = set(), 0
+    try:
+        zf = zipfile.ZipFile(archive)
+    except (OSError, zipfile.BadZipFile) as exc:
+        raise DataError(f"{archive}: cannot open as a zip archive ({exc}); expected rxrx1-images.zip") from exc
+    with zf:
+        for info in zf.infolist():
+            if info.is_dir() or not info.filename.startswith(prefix):
+                continue
+            rel = info.filename[len(prefix):]
+            parts = rel.split("/")
+            if rel == "metadata.csv":
+                pass
+            elif len(parts) == 4 and parts[0] == "images" and parts[2].startswith("Plate"):
+                experiment, plate = parts[1], int(parts[2][len("Plate"):])
+                seen.add(experiment)
+                if ((wanted_experiments is not None and experiment not in wanted_experiments)
+                        or (wanted_types is not None and experiment.split("-")[0] not in wanted_types)
+                        or (wanted_plates is not None and plate not in wanted_plates)):
+                    continue
+                written += 1
+            else:
+                continue
+            target = dest / rel
+            target.parent.mkdir(parents=True, exist_ok=True)
+            with zf.open(info) as src, open(target, "wb") as out:
+                shutil.copyfileobj(src, out)
+    if written == 0:
+        raise DataError(f"{archive}: no image matches experiments={experiments!r}, cell_types={cell_types!r}, "
+                        f"plates={plates!r}; the archive holds {len(seen)} experiments "
+                        f"({', '.join(sorted(seen)[:8])}{' ...' if len(seen) > 8 else ''})")
+    return dest
 
 
 def load_site(root, row, *, image_size: int | None = None, crop: int | None = None, crop_offset=None) -> np.ndarray:
@@ -101,7 +199,9 @@ def load_site(root, row, *, image_size: int | None = None, crop: int | None = No
     row : mapping
         A metadata row (needs ``experiment``, ``plate``, ``well``, ``site``).
     image_size : int, optional
-        Resize (bilinear) the square site to ``image_size x image_size`` after cropping.
+        Resize the square site to ``image_size x image_size`` after cropping: smaller sizes by
+        area averaging (:func:`downsample`: each output pixel is the mean of the input pixels it
+        covers, so puncta such as nucleoli and mitochondria are not aliased), larger ones bilinearly.
     crop : int, optional
         Cut a ``crop x crop`` window first, at ``crop_offset`` (row, col) or centred.
 
@@ -131,11 +231,33 @@ def load_site(root, row, *, image_size: int | None = None, crop: int | None = No
         top, left = crop_offset if crop_offset is not None else ((h - crop) // 2, (w - crop) // 2)
         stack = stack[top:top + crop, left:left + crop]
     if image_size is not None and stack.shape[0] != image_size:
-        from scipy import ndimage
-
-        zoom = (image_size / stack.shape[0], image_size / stack.shape[1], 1)
-        stack = np.clip(np.round(ndimage.zoom(stack.astype(np.float32), zoom, order=1)), 0, 255).astype(np.uint8)
+        stack = downsample(stack, image_size)
     return stack
+
+
+def downsample(stack, size: int) -> np.ndarray:
+    """Return the uint8 (H, W, C) ``stack`` resized to ``size x size``: area-averaged when smaller, bilinear when larger.
+
+    Area averaging (PIL's ``BOX`` filter; a plain block mean when ``size`` divides the side)
+    makes each output pixel the mean of the input area it covers: a bright dot smaller than
+    one output pixel dims instead of vanishing or flickering, as it can with bilinear
+    sampling of every k-th pixel (aliasing).
+    """
+    from PIL import Image
+
+    stack = np.asarray(stack)
+    if stack.ndim != 3 or stack.dtype != np.uint8:
+        raise ValueError(f"stack: shape {stack.shape} dtype {stack.dtype}, expected a uint8 (H, W, C) array")
+    if int(size) < 1:
+        raise ValueError(f"size={size!r}: expected a positive number of pixels")
+    h, w, c = stack.shape
+    size = int(size)
+    if h % size == 0 and w % size == 0:
+        blocks = stack.reshape(size, h // size, size, w // size, c).astype(np.float32)
+        return np.round(blocks.mean(axis=(1, 3))).astype(np.uint8)
+    method = Image.BOX if size < min(h, w) else Image.BILINEAR
+    return np.stack([np.asarray(Image.fromarray(stack[..., k]).resize((size, size), method)) for k in range(c)],
+                    axis=-1)
 
 
 def _import_pydataset():
@@ -147,7 +269,11 @@ def _import_pydataset():
 class RxRx1Sequence(_import_pydataset()):
     """Batches of ``({"image": (B, H, W, 6) float32 in [0, 1], "cell_type": (B, 4) one-hot}, labels)``.
 
-    Images are read from disk batch by batch, never all at once.
+    Images are read from disk batch by batch, never all at once (unless ``cache``).
+    Every random choice of batch ``i`` in epoch ``e`` (flips, rotations, augmentation) comes
+    from its own stream, seeded by ``(seed, e, i)``, and the order of epoch ``e`` from
+    ``(seed, e)``: two sequences made with the same arguments yield the same batches, in any
+    order of access and with any number of ``workers``.
 
     Parameters
     ----------
@@ -162,17 +288,26 @@ class RxRx1Sequence(_import_pydataset()):
     image_size, crop : int, optional
         Passed to :func:`load_site`.
     shuffle : bool
-        Reshuffle the order at the end of each epoch (seeded).
+        A new order each epoch (seeded).
     seed : int
     labelled : bool
         ``False``: yield only the inputs (for prediction on unlabelled sites).
     augment : callable, optional
-        ``augment(images, labels) -> (images, labels)`` applied to each training batch (e.g. CutMix).
+        ``augment(images, labels, sample_weight, rng) -> (images, labels, sample_weight)``
+        applied to each training batch (e.g. :class:`cellkit.semisupervised.CutMixAugment`);
+        ``sample_weight`` is None when the sequence has no weights, ``rng`` the batch's stream.
     flip : bool
         Random flips and 90-degree rotations of each image (seeded): cells have no preferred orientation.
     labels : array of int, optional
         An explicit label index per row (e.g. pseudo-labels for unlabelled sites), instead of
         looking ``sirna_id`` up in ``classes``; every row is kept.
+    cache : bool or dict
+        Keep each decoded (and resized) site in memory as uint8 after its first read, so that
+        later epochs do not decode PNGs again (``H x W x 6`` bytes a site: 14 kB at 48x48,
+        393 kB at 256x256).  Pass one dict to several sequences to share it (keys are
+        ``(site_id, image_size, crop)``).
+    **kwargs
+        Passed to ``keras.utils.PyDataset`` (``workers``, ``use_multiprocessing``, ``max_queue_size``).
 
     Attributes
     ----------
@@ -184,7 +319,7 @@ class RxRx1Sequence(_import_pydataset()):
 
     def __init__(self, root, metadata, classes, *, batch_size: int = 32, image_size: int | None = None,
                  crop: int | None = None, shuffle: bool = False, seed: int = 0, labelled: bool = True,
-                 augment=None, flip: bool = False, labels=None, **kwargs):
+                 augment=None, flip: bool = False, labels=None, cache: bool = False, **kwargs):
         super().__init__(**kwargs)
         if batch_size < 1:
             raise ValueError(f"batch_size={batch_size}: expected a positive integer")
@@ -205,13 +340,20 @@ class RxRx1Sequence(_import_pydataset()):
         unknown = sorted(set(metadata["cell_type"]) - set(CELL_TYPES))
         if unknown:
             raise DataError(f"metadata: unknown cell type(s) {unknown}; expected {', '.join(CELL_TYPES)}")
-        self.root, self.metadata, self.classes = Path(root), metadata, classes
+        self.root, self.metadata, self.classes = Path(root), metadata.reset_index(drop=True), classes
         self.labels = labels
         self.batch_size, self.image_size, self.crop = batch_size, image_size, crop
         self.shuffle, self.labelled, self.augment, self.flip = shuffle, labelled, augment, flip
+        self.seed, self.epoch = int(seed), 0
         self.sample_weights = None
-        self._rng = np.random.default_rng(seed)
-        self._order = self._rng.permutation(len(metadata)) if shuffle else np.arange(len(metadata))
+        self._cache = cache if isinstance(cache, dict) else ({} if cache else None)
+        self._rows = self.metadata[["experiment", "plate", "well", "site", "site_id"]].to_dict("records")
+        self._cell_types = self.cell_type_onehot(self.metadata)
+        self._order = self._epoch_order()
+
+    def _epoch_order(self) -> np.ndarray:
+        n = len(self.metadata)
+        return np.random.default_rng([self.seed, self.epoch]).permutation(n) if self.shuffle else np.arange(n)
 
     @property
     def num_classes(self) -> int:
@@ -226,38 +368,46 @@ class RxRx1Sequence(_import_pydataset()):
         codes = np.array([CELL_TYPES.index(t) for t in rows["cell_type"]])
         return np.eye(len(CELL_TYPES), dtype=np.float32)[codes]
 
+    def site(self, position: int) -> np.ndarray:
+        """Return the uint8 (H, W, 6) stack of the site in row ``position`` of :attr:`metadata` (cached if asked)."""
+        row = self._rows[position]
+        key = (row["site_id"], self.image_size, self.crop)
+        if self._cache is not None and key in self._cache:
+            return self._cache[key]
+        stack = load_site(self.root, row, image_size=self.image_size, crop=self.crop)
+        if self._cache is not None:
+            self._cache[key] = stack
+        return stack
+
     def __getitem__(self, index):
         if not 0 <= index < len(self):
             raise IndexError(f"batch {index} out of range (0..{len(self) - 1})")
+        rng = np.random.default_rng([self.seed, self.epoch, int(index)])
         idx = self._order[index * self.batch_size:(index + 1) * self.batch_size]
-        rows = self.metadata.iloc[idx]
-        images = np.stack([load_site(self.root, r, image_size=self.image_size, crop=self.crop)
-                           for _, r in rows.iterrows()]).astype(np.float32) / 255.0
+        images = np.stack([self.site(int(i)) for i in idx]).astype(np.float32) / 255.0
         if self.flip:
-            images = np.stack([np.rot90(im[:, ::-1] if self._rng.uniform() < 0.5 else im, k=int(self._rng.integers(4)))
-                               for im in images])
-        inputs = {"image": images, "cell_type": self.cell_type_onehot(rows)}
+            flips, turns = rng.uniform(size=len(idx)) < 0.5, rng.integers(4, size=len(idx))
+            images = np.stack([np.rot90(im[:, ::-1] if f else im, k=int(k)) for im, f, k in zip(images, flips, turns)])
+        inputs = {"image": images, "cell_type": self._cell_types[idx]}
         if not self.labelled:
             return (inputs,)
         labels = np.eye(self.num_classes, dtype=np.float32)[self.labels[idx]]
+        weights = None if self.sample_weights is None else np.asarray(self.sample_weights, np.float32)[idx]
         if self.augment is not None:
-            inputs["image"], labels = self.augment(inputs["image"], labels)
-        if self.sample_weights is not None:
-            return inputs, labels, np.asarray(self.sample_weights, np.float32)[idx]
+            inputs["image"], labels, weights = self.augment(inputs["image"], labels, weights, rng)
+        if weights is not None:
+            return inputs, labels, weights
         return inputs, labels
 
     def on_epoch_end(self):
-        if self.shuffle:
-            self._order = self._rng.permutation(len(self.metadata))
+        self.epoch += 1
+        self._order = self._epoch_order()
 
 
 def load_arrays(sequence: RxRx1Sequence):
     """Return ``(images, cell_types, labels)`` of every site of ``sequence`` in order (for small evaluation sets)."""
-    images, cell_types = [], []
-    for _, row in sequence.metadata.iterrows():
-        images.append(load_site(sequence.root, row, image_size=sequence.image_size, crop=sequence.crop))
-    cell_types = sequence.cell_type_onehot(sequence.metadata)
-    return np.stack(images).astype(np.float32) / 255.0, cell_types, sequence.labels.copy()
+    images = np.stack([sequence.site(i) for i in range(len(sequence.metadata))])
+    return images.astype(np.float32) / 255.0, sequence.cell_type_onehot(sequence.metadata), sequence.labels.copy()
 
 
 def read_ground_truth(root):
@@ -455,4 +605,5 @@ def make_synthetic(dest, *, fast: bool, seed: int) -> None:
 
 
 __all__ = ["CHANNELS", "CELL_TYPES", "METADATA_COLUMNS", "REGIONS", "LAYOUT", "image_path", "read_metadata",
-           "select", "load_site", "RxRx1Sequence", "load_arrays", "plot_sites", "read_ground_truth", "make_synthetic"]
+           "filter_present", "select", "extract_subset", "load_site", "downsample", "RxRx1Sequence", "load_arrays",
+           "plot_sites", "read_ground_truth", "make_synthetic"]

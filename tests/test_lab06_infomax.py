@@ -34,7 +34,7 @@ def test_loader_shapes_and_scaling(synthetic):
     images, meta = bbbc018.load_bbbc018(synthetic)
     assert images.shape == (14, 4, 3, 256, 256) and images.dtype == np.float32
     assert meta["channels"] == ["DNA", "pH3", "actin"]
-    assert meta["samples"][0] == "0073" and meta["fields"][0] == ["1", "2", "3", "4"]
+    assert meta["samples"][0] == "00731" and meta["fields"][0] == ["1", "2", "3", "4"]
     assert meta["files"][9, 0, 0].endswith("09331-DNA.DIB")
     assert 0 < images.max() <= 4095 / 65535 + 1e-6  # 12-bit values in 16-bit files
 
@@ -49,12 +49,85 @@ def test_generator_is_deterministic(tmp_path):
 
 
 def test_dib_roundtrip_and_truncation(tmp_path):
-    image = np.random.default_rng(0).integers(0, 4096, size=(5, 7)).astype(np.uint16)  # odd width: row padding
+    image = np.random.default_rng(0).integers(0, 4096, size=(5, 7)).astype(np.uint16)  # odd width, not square
     path = bbbc018.write_dib(tmp_path / "00011-DNA.DIB", image)
     np.testing.assert_array_equal(bbbc018.read_dib(path), image)
+    assert path.stat().st_size == 52 + 2 * 5 * 7  # the Cellomics layout: 52-byte header, no row padding
     path.write_bytes(path.read_bytes()[:-10])
     with pytest.raises(DataError, match="truncated"):
         bbbc018.read_dib(path)
+
+
+def _cellomics_dib_bytes(image, *, planes=1, bits=16, header_length=40, compression=0):
+    """A Cellomics DIB assembled byte by byte from the documented layout, independently of cellkit's writer.
+
+    Layout as read by CellProfiler 1.0, CPsubfunctions/CPimread.m (reads 52 header bytes: header length at
+    bytes 1-4 must be 40, width 5-8, height 9-12, channels 13-14, bit depth 15-16 = 16, compression 17-20, all
+    little-endian; then per channel width*height uint16 little-endian, reshape([W H])' = row-major, top row
+    first) and by Bio-Formats, loci/formats/in/CellomicsReader.java (skips 4 bytes, reads width, height,
+    planes, bits, compression; pixels from seek(52 + plane * planeSize), little-endian).
+    """
+    h, w = image.shape
+    head = bytearray(52)
+    head[0:4] = header_length.to_bytes(4, "little")
+    head[4:8] = w.to_bytes(4, "little")
+    head[8:12] = h.to_bytes(4, "little")
+    head[12:14] = planes.to_bytes(2, "little")
+    head[14:16] = bits.to_bytes(2, "little")
+    head[16:20] = compression.to_bytes(4, "little")
+    body = b"".join(int(v).to_bytes(2, "little") for v in image.ravel())  # row by row, top row first
+    return bytes(head) + body * planes
+
+
+def test_read_dib_follows_documented_cellomics_layout(tmp_path):
+    image = np.arange(6 * 9, dtype=np.uint16).reshape(6, 9) * 75  # 12-bit range, every pixel distinct, odd width
+    image[0, 0], image[-1, -1] = 4095, 1
+    path = tmp_path / "03997-DNA.DIB"
+    path.write_bytes(_cellomics_dib_bytes(image))
+    got = bbbc018.read_dib(path)
+    assert got.dtype == np.uint16 and got.shape == (6, 9)
+    np.testing.assert_array_equal(got, image)  # top row first, no padding, pixels from byte 52
+    # a two-plane file: the first plane is returned
+    path.write_bytes(_cellomics_dib_bytes(image, planes=2))
+    np.testing.assert_array_equal(bbbc018.read_dib(path), image)
+    # cellkit's writer produces the same bytes as the documented layout
+    ours = bbbc018.write_dib(tmp_path / "ours.DIB", image).read_bytes()
+    assert ours[:20] == _cellomics_dib_bytes(image)[:20] and ours[52:] == _cellomics_dib_bytes(image)[52:]
+    for kwargs, message in [({"bits": 8}, "8 bits per pixel"), ({"header_length": 108}, "header length 108"),
+                            ({"compression": 1}, "compression 1")]:
+        path.write_bytes(_cellomics_dib_bytes(image, **kwargs))
+        with pytest.raises(DataError, match=message):
+            bbbc018.read_dib(path)
+    path.write_bytes(_cellomics_dib_bytes(image)[:40])
+    with pytest.raises(DataError, match="too short"):
+        bbbc018.read_dib(path)
+
+
+def test_group_wells_runs_of_four_across_a_decade():
+    wells = ["03997", "03998", "03999", "04000", "00731", "00732", "00733", "00734", "12345", "12346", "12347",
+             "12348", "12349", "12350", "12351", "12352"]
+    where = bbbc018.group_wells(wells)
+    assert where["03997"] == ("03997", "1") and where["04000"] == ("03997", "4")  # one sample across the decade
+    assert where["00734"] == ("00731", "4")
+    assert where["12348"] == ("12345", "4") and where["12349"] == ("12349", "1")  # a run of 8 is two samples
+    assert sorted({s for s, _ in where.values()}) == ["00731", "03997", "12345", "12349"]
+    with pytest.raises(DataError, match="03997-03999: a run of 3"):
+        bbbc018.group_wells(["03997", "03998", "03999"])
+
+
+def test_loader_groups_real_names_across_a_decade(tmp_path):
+    folder = tmp_path / bbbc018.IMAGE_FOLDER
+    folder.mkdir()
+    for k, well in enumerate(["03997", "03998", "03999", "04000", "09331", "09332", "09333", "09334"]):
+        for c, channel in enumerate(("DNA", "pH3", "actin")):
+            bbbc018.write_dib(folder / f"{well}-{channel}.DIB", np.full((4, 6), 10 * k + c, np.uint16))
+    images, meta = bbbc018.load_bbbc018(tmp_path)
+    assert meta["samples"] == ["03997", "09331"] and images.shape == (2, 4, 3, 4, 6)
+    assert meta["files"][0, 3, 0].endswith("04000-DNA.DIB")
+    np.testing.assert_allclose(images[0, 3, :, 0, 0] * 65535, [30, 31, 32])
+    (folder / "04000-DNA.DIB").unlink()
+    with pytest.raises(DataError, match="no file for channel.*DNA"):
+        bbbc018.load_bbbc018(tmp_path)
 
 
 def _write_custom(folder, fmt, *, skip=None, odd_size=None):

@@ -234,8 +234,11 @@ def test_infomax_trains_and_encoder_shapes():
     np.testing.assert_array_equal(data[0][0]["images"], batch["images"])  # deterministic batches
     model = infomax.InfoMax(enc, embed_dim=8)
     model.compile(optimizer=keras.optimizers.Adam(1e-3))
-    history = model.fit(data, epochs=1, verbose=0)
-    assert np.isfinite(history.history["loss"][0])
+    history = model.fit(data, epochs=2, verbose=0).history
+    assert np.isfinite(history["loss"]).all()
+    # the two terms are logged on their own, and the total is their weighted sum
+    np.testing.assert_allclose(history["loss"], np.add(history["mi_loss"], 0.1 * np.asarray(history["prior_loss"])),
+                               rtol=1e-4)
     codes = infomax.embed_fields(enc, imgs[:2], size=16, stride=8)
     assert codes.shape == (2, 2, 4, 6)
 
@@ -297,3 +300,24 @@ def test_registry_entry():
     d = get_dataset("bbbc018")
     assert d.source["url"].endswith("BBBC018_v1_images.zip") and d.generator() is bbbc018.make_synthetic
     assert any("Ljosa" in c for c in d.citations) and "06_infomax" in d.labs
+
+
+def test_field_means_and_cluster_fields():
+    g = np.random.default_rng(0)
+    codes = g.normal(size=(3, 4, 5, 6))
+    keep = np.ones((3, 4, 5), bool)
+    keep[0, 0, :4] = False  # only window 4 counts in field (0, 0)
+    keep[1, 1] = False  # no window kept: all of them count
+    means = clustering.field_means(codes, keep)
+    assert means.shape == (3, 4, 6)
+    np.testing.assert_allclose(means[0, 0], codes[0, 0, 4], rtol=1e-6)
+    np.testing.assert_allclose(means[1, 1], codes[1, 1].mean(axis=0), rtol=1e-6)
+    with pytest.raises(ValueError, match="keep"):
+        clustering.field_means(codes, keep[:, :, :2])
+    # four well separated groups of four fields are recovered exactly, whatever the numbering
+    centres = g.normal(size=(4, 10)) * 5
+    points = np.repeat(centres, 4, axis=0) + g.normal(size=(16, 10)) * 0.3
+    labels = clustering.cluster_fields(points, 4, seed=1)
+    assert clustering.clustering_scores(np.repeat(np.arange(4), 4), labels)["ari"] == pytest.approx(1.0)
+    with pytest.raises(ValueError, match="n_clusters"):
+        clustering.cluster_fields(points[:6], 4)

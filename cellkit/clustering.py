@@ -9,7 +9,9 @@ The reference implementations of lab 06 (Deep InfoMax on BBBC018):
 * :func:`window_features` - hand-made intensity and density features of each
   sliding window (what the original report suspected its encoder lost);
 * :func:`umap_embed`, :func:`gmm_cluster`, :func:`clustering_scores`,
-  :func:`pair_separation` - UMAP, a Gaussian mixture and ARI / NMI.
+  :func:`pair_separation` - UMAP, a Gaussian mixture and ARI / NMI;
+* :func:`field_means`, :func:`cluster_fields` - the same question one level up:
+  one representation per field of view (the mean over its windows), clustered.
 
 UMAP runs on numba: its first call in a process compiles for 10-20 seconds on a
 laptop CPU, later calls take well under a second for a few thousand points.
@@ -185,3 +187,43 @@ def pair_separation(features, labels, pair, *, seed: int = 0) -> float:
         raise ValueError(f"pair={pair!r}: expected both labels among the windows' labels")
     points = PCA(2, random_state=seed).fit_transform(features[keep])
     return clustering_scores(labels[keep], gmm_cluster(points, 2, seed=seed))["ari"]
+
+
+def field_means(codes, keep=None) -> np.ndarray:
+    """Return one representation per field: the mean of its windows' codes, shape (S, F, d).
+
+    Parameters
+    ----------
+    codes : array (S, F, windows, d)
+        A representation of every sliding window of every field.
+    keep : bool array (S, F, windows), optional
+        Windows to average (e.g. those with cells); a field with no kept window
+        averages all of its windows.
+    """
+    codes = np.asarray(codes, np.float64)
+    if codes.ndim != 4:
+        raise ValueError(f"codes: shape {codes.shape}, expected (samples, fields, windows, d)")
+    keep = np.ones(codes.shape[:3], bool) if keep is None else np.asarray(keep, bool)
+    if keep.shape != codes.shape[:3]:
+        raise ValueError(f"keep: shape {keep.shape}, expected {codes.shape[:3]} (one flag per window)")
+    keep = np.where(keep.any(axis=2, keepdims=True), keep, True)
+    weights = keep[..., None].astype(np.float64)
+    return ((codes * weights).sum(axis=2) / weights.sum(axis=2)).astype(np.float32)
+
+
+def cluster_fields(points, n_clusters: int, *, seed: int = 0) -> np.ndarray:
+    """Return the cluster label of each field: standardise, PCA to ``n_clusters - 1`` dimensions, Gaussian mixture.
+
+    Fields are few (4 per sample), so the mixture has spherical components
+    (one variance each, 10 restarts), fitted on the first ``n_clusters - 1``
+    principal components, the most that ``n_clusters`` group centres span.
+    """
+    from sklearn.decomposition import PCA
+    from sklearn.mixture import GaussianMixture
+
+    points = np.asarray(points, np.float64)
+    if points.ndim != 2 or len(points) < 2 * n_clusters or n_clusters < 2:
+        raise ValueError(f"points: shape {points.shape}, expected (n, d) with n >= 2 x n_clusters={n_clusters} >= 4")
+    z = standardize(points).astype(np.float64)
+    z = PCA(min(n_clusters - 1, z.shape[1]), random_state=seed).fit_transform(z)
+    return GaussianMixture(n_clusters, covariance_type="spherical", n_init=10, random_state=seed).fit_predict(z)

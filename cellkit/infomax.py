@@ -265,6 +265,9 @@ class InfoMax(keras.Model):
         self.prior_discriminator = keras.Sequential(
             [layers.Dense(64, activation="relu"), layers.Dense(32, activation="relu"), layers.Dense(1)],
             name="prior_discriminator")
+        # the two terms of the objective, logged separately: a falling total can hide an encoder losing to the prior
+        self.mi_tracker = keras.metrics.Mean(name="mi_loss")
+        self.prior_tracker = keras.metrics.Mean(name="prior_loss")
 
     def call(self, inputs, training=False):
         images = inputs["images"] if isinstance(inputs, dict) else inputs
@@ -283,7 +286,14 @@ class InfoMax(keras.Model):
         return out
 
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
-        """Return the InfoMax objective: the masked MI loss plus ``prior_weight`` x the prior loss."""
+        """Return the InfoMax objective: the masked MI loss plus ``prior_weight`` x the prior loss.
+
+        Both terms are also logged on their own (``mi_loss`` and ``prior_loss`` in the
+        history).  The prior loss is the prior discriminator's cross-entropy, which the
+        discriminator lowers and the encoder (behind the gradient reversal) raises; it
+        sits near ``2 log 2 = 1.386`` when the discriminator cannot tell codes from prior
+        draws, and falls when the discriminator wins.
+        """
         images, masks = x["images"], x["masks"]
         b, n, _, h, _ = images.shape
         factor = h // int(round(np.sqrt(y_pred["local"].shape[1])))
@@ -291,9 +301,14 @@ class InfoMax(keras.Model):
                                self.mask_threshold)
         ids = ops.repeat(ops.arange(b if b is not None else ops.shape(images)[0]), n)
         mi = self.mi_loss or (masked_jsd_loss if self.estimator == "jsd" else masked_infonce_loss)
-        loss = mi(y_pred["local"], y_pred["global"], ids, local_mask)
-        if self.prior_weight and "real_logits" in y_pred:
-            loss = loss + self.prior_weight * prior_loss(y_pred["real_logits"], y_pred["fake_logits"])
+        mi_term = mi(y_pred["local"], y_pred["global"], ids, local_mask)
+        loss = mi_term
+        self.mi_tracker.update_state(mi_term)
+        if "real_logits" in y_pred:
+            prior_term = prior_loss(y_pred["real_logits"], y_pred["fake_logits"])
+            self.prior_tracker.update_state(prior_term)
+            if self.prior_weight:
+                loss = loss + self.prior_weight * prior_term
         return loss
 
     def get_config(self):

@@ -6,21 +6,31 @@ channel: Hoechst 33342 (``DNA``, the nucleus), phospho-histone H3 (``pH3``,
 cells in mitosis) and phalloidin (``actin``, the cytoplasm).  The archive
 ``BBBC018_v1_images.zip`` names its files ``<wellidx>-<channel>.DIB``, where
 ``wellidx`` is a five-digit well index and ``channel`` is ``DNA``, ``actin`` or
-``pH3``.  Following the lab's source report (which names its morphologies
-``0933x`` and ``1357x``), the first four digits of ``wellidx`` are taken as the
-sample and the last digit as the field of view: :data:`DEFAULT_PATTERN`.  Any
+``pH3``.  The four fields of a sample carry four *consecutive* well indices, so
+the loader sorts the indices and cuts them into runs of 4 consecutive numbers
+(:func:`group_wells`): a sample is named by its first well index and its fields
+are numbered 1 to 4 in order.  Splitting the index as 4 + 1 digits (the lab's
+source report names its morphologies ``0933x`` and ``1357x``) agrees only while
+a run stays inside one decade: ``03997 03998 03999 04000`` is one sample, not
+two.  Any
 other naming, for example ``plateA_f1_d0.tif`` for DNA, ``_d1`` for pH3 and
 ``_d2`` for actin, is read by passing a ``pattern`` and a ``channels`` mapping
 to :func:`load_bbbc018`.
 
-The ``.DIB`` files come from a Cellomics ArrayScan: a device-independent bitmap
-without a file header, 16 bits per grey pixel (12 used), rows stored bottom-up.
+The ``.DIB`` files come from a Cellomics ArrayScan.  Their layout, as read by
+CellProfiler 1.0 (``CPsubfunctions/CPimread.m``) and by Bio-Formats
+(``components/formats-gpl/src/loci/formats/in/CellomicsReader.java``): no ``BM``
+file header; a 52-byte header whose first 40 bytes follow the Windows
+BITMAPINFOHEADER (little-endian: header length 40 at byte 0, width at 4, height
+at 8, planes at 12, bits per pixel 16 at 14, compression at 16); then, from byte
+52, ``planes`` planes of ``width x height`` little-endian ``uint16`` pixels,
+top row first, no row padding.  The cameras are 12-bit (values 0-4095).
 Pillow decodes 16-bit bitmaps as RGB555 colour, which scrambles the intensities,
-so :func:`read_dib` parses them itself; other bitmaps (8-bit, 24-bit) go to
-Pillow.  TIFF and PNG files are read by :func:`cellkit.data.io.read_image`.
+so :func:`read_dib` parses them itself; ordinary bitmaps (with a ``BM`` header)
+go to Pillow.  TIFF and PNG files are read by :func:`cellkit.data.io.read_image`.
 
 :func:`make_synthetic` writes a synthetic copy in the same layout with 14 planted
-morphologies; two of them (samples ``0933`` and ``1357``) differ *only* in
+morphologies; two of them (samples ``09331`` and ``13571``) differ *only* in
 staining intensity and cell density, like the pair the original could not separate.
 """
 
@@ -43,9 +53,12 @@ NAME = "bbbc018"
 IMAGE_FOLDER = "BBBC018_v1_images"
 CHANNELS = {"DNA": "DNA", "pH3": "pH3", "actin": "actin"}
 """Default channel mapping: file-name token -> channel name, in the order of the channel axis."""
-DEFAULT_PATTERN = r"(?P<sample>\d{4})(?P<field>\d)-(?P<channel>DNA|actin|pH3)\.(?i:dib|bmp|tif|tiff|png)"
-"""The real BBBC018 naming, ``<4-digit sample><1-digit field>-<channel>.DIB``."""
-OVERLAPPING_PAIR = ("0933", "1357")
+DEFAULT_PATTERN = r"(?P<well>\d{5})-(?P<channel>DNA|actin|pH3)\.(?i:dib|bmp|tif|tiff|png)"
+"""The real BBBC018 naming, ``<5-digit well index>-<channel>.DIB``; samples are runs of consecutive indices."""
+FIELDS_PER_SAMPLE = 4
+DIB_HEADER_BYTES = 52
+"""Pixels of a Cellomics DIB start here (a 40-byte BITMAPINFOHEADER and 12 more bytes)."""
+OVERLAPPING_PAIR = ("09331", "13571")
 """The two synthetic samples that differ only in staining intensity and cell density."""
 _DIB_SUFFIXES = (".dib",)
 
@@ -54,40 +67,44 @@ _DIB_SUFFIXES = (".dib",)
 
 
 def read_dib(path) -> np.ndarray:
-    """Return the grey pixels of a Cellomics ``.DIB`` (or any headerless/headed bitmap) as a 2-D array.
+    """Return the grey pixels of a Cellomics ``.DIB`` (or an ordinary ``BM`` bitmap) as a 2-D array.
 
-    16-bit grey bitmaps (the Cellomics ArrayScan format, no ``BM`` file header,
-    a 40-byte BITMAPINFOHEADER, no compression) are parsed here and returned as
-    ``uint16``, top row first.  Anything else is handed to Pillow; a colour
-    result whose channels are equal is reduced to one channel.
+    A Cellomics DIB (no ``BM`` file header, header length 40, 16 bits per pixel;
+    the layout is in this module's docstring) is parsed here and returned as
+    ``uint16``, top row first; when it holds several planes, the first one.
+    A file that starts with ``BM`` is an ordinary Windows bitmap and goes to
+    Pillow; a colour result whose channels are equal is reduced to one channel.
 
     Raises
     ------
     DataError
-        The file is too short, has an unknown header or holds fewer pixel bytes than its header says.
+        The file is too short, has another header length or bit depth, is
+        compressed, or holds fewer pixel bytes than its header says.
     """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"image file not found: {path}")
     raw = path.read_bytes()
-    offset = 14 if raw[:2] == b"BM" else 0
-    if len(raw) < offset + 40:
-        raise DataError(f"{path}: {len(raw)} bytes, too short for a bitmap header; the file may be truncated")
-    header_size, width, height, planes, bits, compression = struct.unpack_from("<IiiHHI", raw, offset)
-    if header_size not in (40, 52, 56, 64, 108, 124):
-        raise DataError(f"{path}: unknown bitmap header size {header_size}; expected a Windows DIB/BMP")
-    if bits == 16 and compression == 0:
-        start = offset + header_size if offset == 0 else struct.unpack_from("<I", raw, 10)[0]
-        stride = (abs(width) * 2 + 3) // 4 * 4
-        need = start + stride * abs(height)
-        if len(raw) < need:
-            raise DataError(f"{path}: {len(raw):,} bytes, expected at least {need:,} for a {abs(width)}x{abs(height)} "
-                            f"16-bit bitmap; the file is truncated")
-        rows = np.frombuffer(raw, dtype="<u2", count=stride // 2 * abs(height), offset=start)
-        image = rows.reshape(abs(height), stride // 2)[:, :abs(width)].astype(np.uint16)
-        return image[::-1].copy() if height > 0 else image.copy()
-    # other bit depths (8-bit grey, 24-bit colour) are ordinary bitmaps that Pillow decodes correctly
-    return _grey(read_image(path), path)
+    if raw[:2] == b"BM":  # an ordinary bitmap file (8-bit grey, 24-bit colour): Pillow decodes it correctly
+        return _grey(read_image(path), path)
+    if len(raw) < DIB_HEADER_BYTES:
+        raise DataError(f"{path}: {len(raw)} bytes, too short for the {DIB_HEADER_BYTES}-byte Cellomics DIB header; "
+                        f"the file may be truncated")
+    header_size, width, height, planes, bits, compression = struct.unpack_from("<IiiHHI", raw, 0)
+    if header_size != 40:
+        raise DataError(f"{path}: header length {header_size}, expected 40 (a Cellomics DIB)")
+    if bits != 16:
+        raise DataError(f"{path}: {bits} bits per pixel, expected 16 (a Cellomics DIB)")
+    if compression != 0:
+        raise DataError(f"{path}: compression {compression}, expected 0 (uncompressed); compressed DIBs are not read")
+    if width <= 0 or height <= 0:
+        raise DataError(f"{path}: size {width}x{height} in the header, expected positive width and height")
+    need = DIB_HEADER_BYTES + 2 * width * height * max(planes, 1)
+    if len(raw) < need:
+        raise DataError(f"{path}: {len(raw):,} bytes, expected at least {need:,} for {max(planes, 1)} plane(s) of "
+                        f"{width}x{height} 16-bit pixels after the {DIB_HEADER_BYTES}-byte header; the file is truncated")
+    pixels = np.frombuffer(raw, dtype="<u2", count=width * height, offset=DIB_HEADER_BYTES)
+    return pixels.reshape(height, width).astype(np.uint16)
 
 
 def _grey(image: np.ndarray, path) -> np.ndarray:
@@ -110,7 +127,59 @@ def read_channel(path) -> np.ndarray:
     return _grey(read_image(path), path)
 
 
-def find_fields(folder, *, pattern: str = DEFAULT_PATTERN, channels: dict | None = None) -> dict:
+def group_wells(wells, *, fields_per_sample: int = FIELDS_PER_SAMPLE) -> dict:
+    """Return ``{well index: (sample, field)}``: sorted well indices cut into runs of consecutive numbers.
+
+    The fields of one sample carry consecutive well indices.  The sorted indices
+    are split where a number is skipped, and each run is cut into blocks of
+    ``fields_per_sample``; a sample is named by the first well index of its
+    block, its fields are ``"1"``, ``"2"``, ... in order.  A run crossing a decade
+    stays one sample, which reading the index as 4 + 1 digits would split.
+
+    Parameters
+    ----------
+    wells : iterable of str
+        Well indices as written in the file names (digits, e.g. ``"03997"``); repeats are ignored.
+    fields_per_sample : int
+        Fields of view per sample (BBBC018: 4).
+
+    Raises
+    ------
+    DataError
+        A run of consecutive indices is not a whole number of samples.
+
+    Examples
+    --------
+    >>> group_wells(["03997", "03998", "03999", "04000"])["04000"]
+    ('03997', '4')
+    """
+    wells = sorted(set(wells), key=int)
+    if fields_per_sample < 1:
+        raise ValueError(f"fields_per_sample={fields_per_sample}: expected at least 1")
+    bad = [w for w in wells if not w.isdigit()]
+    if bad:
+        raise ValueError(f"wells: {bad[:3]} are not well indices; expected strings of digits")
+    runs, run = [], []
+    for w in wells:
+        if run and int(w) != int(run[-1]) + 1:
+            runs.append(run)
+            run = []
+        run.append(w)
+    if run:
+        runs.append(run)
+    out = {}
+    for run in runs:
+        if len(run) % fields_per_sample:
+            raise DataError(f"well indices {run[0]}-{run[-1]}: a run of {len(run)} consecutive indices, expected a "
+                            f"multiple of {fields_per_sample} (one index per field of view); is a file missing?")
+        for start in range(0, len(run), fields_per_sample):
+            for k, w in enumerate(run[start:start + fields_per_sample]):
+                out[w] = (run[start], str(k + 1))
+    return out
+
+
+def find_fields(folder, *, pattern: str = DEFAULT_PATTERN, channels: dict | None = None,
+                fields_per_sample: int = FIELDS_PER_SAMPLE) -> dict:
     """Return ``{sample: {field: {channel: path}}}`` for the channel files under ``folder``.
 
     Parameters
@@ -119,26 +188,30 @@ def find_fields(folder, *, pattern: str = DEFAULT_PATTERN, channels: dict | None
         Searched recursively for image files.
     pattern : str
         A regular expression matched against each file name (the whole name), with
-        the named groups ``sample``, ``field`` and ``channel``.
+        the named group ``channel`` and either ``well`` (a well index; samples and
+        fields then come from :func:`group_wells`, the real BBBC018 naming) or
+        ``sample`` and ``field``.
     channels : dict, optional
         File-name token -> channel name, e.g. ``{"d0": "DNA", "d1": "pH3", "d2": "actin"}``;
         default :data:`CHANNELS`.  Files whose token is not in the mapping are ignored.
+    fields_per_sample : int
+        With a ``well`` group: fields of view per sample.
 
     Raises
     ------
     ValueError
-        ``pattern`` lacks one of the named groups.
+        ``pattern`` lacks the named groups.
     DataError
-        The folder holds no image, or no file name matches ``pattern``.
+        The folder holds no image, no file name matches ``pattern``, or the well indices do not form whole samples.
     """
     channels = dict(CHANNELS if channels is None else channels)
     if not channels:
         raise ValueError("channels: expected a non-empty mapping of file-name token to channel name")
     regex = re.compile(pattern)
-    missing_groups = {"sample", "field", "channel"} - set(regex.groupindex)
-    if missing_groups:
-        raise ValueError(f"pattern={pattern!r}: expected the named groups sample, field and channel "
-                         f"(missing {', '.join(sorted(missing_groups))})")
+    groups = set(regex.groupindex)
+    if "channel" not in groups or not ("well" in groups or {"sample", "field"} <= groups):
+        raise ValueError(f"pattern={pattern!r}: expected the named groups channel and either well, or sample and "
+                         f"field (found {', '.join(sorted(groups)) or 'none'})")
     folder = Path(folder)
     if not folder.is_dir():
         raise FileNotFoundError(f"BBBC018 image folder not found: {folder}")
@@ -146,21 +219,21 @@ def find_fields(folder, *, pattern: str = DEFAULT_PATTERN, channels: dict | None
                    and not p.name.startswith("."))
     if not files:
         raise DataError(f"{folder}: no image files (.DIB, .BMP, .tif, .png) found; expected {IMAGE_FOLDER}/<wellidx>-<channel>.DIB")
-    found: dict = defaultdict(lambda: defaultdict(dict))
-    for path in files:
-        m = regex.fullmatch(path.name)
-        if not m or m["channel"] not in channels:
-            continue
-        name = channels[m["channel"]]
-        field = found[m["sample"]][m["field"]]
-        if name in field:
-            raise DataError(f"two files for sample {m['sample']}, field {m['field']}, channel {name}: "
-                            f"{field[name]} and {path}")
-        field[name] = path
-    if not found:
+    matches = [(path, m) for path in files if (m := regex.fullmatch(path.name)) and m["channel"] in channels]
+    if not matches:
         shown = ", ".join(p.name for p in files[:3])
         raise DataError(f"{folder}: none of the {len(files):,} image files matches the pattern {pattern!r} with channel "
                         f"tokens {sorted(channels)} (first files: {shown}); pass pattern= and channels= for your naming")
+    if "well" in groups:
+        where = group_wells([m["well"] for _, m in matches], fields_per_sample=fields_per_sample)
+    found: dict = defaultdict(lambda: defaultdict(dict))
+    for path, m in matches:
+        sample, field = where[m["well"]] if "well" in groups else (m["sample"], m["field"])
+        name = channels[m["channel"]]
+        slot = found[sample][field]
+        if name in slot:
+            raise DataError(f"two files for sample {sample}, field {field}, channel {name}: {slot[name]} and {path}")
+        slot[name] = path
     return {s: dict(f) for s, f in sorted(found.items())}
 
 
@@ -242,19 +315,18 @@ def load_ground_truth(folder) -> dict:
 
 
 def write_dib(path, image: np.ndarray) -> Path:
-    """Return ``path`` after writing a 2-D uint16 image as a headerless 16-bit DIB, as a Cellomics ArrayScan does."""
+    """Return ``path`` after writing a 2-D uint16 image as a Cellomics DIB (52-byte header, rows top first)."""
     image = np.asarray(image)
     if image.ndim != 2 or image.dtype != np.uint16:
         raise ValueError(f"image: shape {image.shape} dtype {image.dtype}, expected a 2-D uint16 array")
     h, w = image.shape
-    stride = (w * 2 + 3) // 4 * 4
-    rows = np.zeros((h, stride // 2), "<u2")
-    rows[:, :w] = image[::-1]
-    header = struct.pack("<IiiHHIIiiII", 40, w, h, 1, 16, 0, rows.nbytes, 0, 0, 0, 0)
+    pixels = np.ascontiguousarray(image, "<u2").tobytes()
+    header = struct.pack("<IiiHHIIiiII", 40, w, h, 1, 16, 0, len(pixels), 0, 0, 0, 0)
+    header += bytes(DIB_HEADER_BYTES - len(header))
     from cellkit.atomic import atomic_path
 
     with atomic_path(path, suffix=".DIB") as tmp:
-        Path(tmp).write_bytes(header + rows.tobytes())
+        Path(tmp).write_bytes(header + pixels)
     return Path(path)
 
 
@@ -278,7 +350,8 @@ MORPHOLOGIES = {
     "1357": ("bright dense (pair B)", (9, 0.15, 1.3, 0.10, 2.0, 0.7, 110, 1.0, 2.0)),
     "1402": ("weak actin, round", (10, 0.05, 1.0, 0.10, 1.5, 0.15, 80, 1.0, 1.5)),
 }
-"""Sample id -> (morphology name, parameters in the order of ``_FIELDS``); 0933 and 1357 differ only in gain and density."""
+"""Key -> (morphology name, parameters in the order of ``_FIELDS``); the sample's wells are ``<key>1`` to ``<key>4``
+(sample id ``<key>1``); 0933 and 1357 differ only in gain and density."""
 
 
 def _paste(canvas: np.ndarray, patch: np.ndarray, top: int, left: int, mode: str = "max") -> None:
@@ -347,8 +420,8 @@ def render_field(params: dict, size: int, generator) -> tuple[np.ndarray, dict]:
 def make_synthetic(dest: Path, *, fast: bool, seed: int) -> None:
     """Write a synthetic BBBC018 into ``dest``: 14 samples x 4 fields x 3 channel ``.DIB`` files, plus ground truth.
 
-    Layout: ``BBBC018_v1_images/<sample><field>-<DNA|pH3|actin>.DIB`` (16-bit
-    headerless DIBs holding 12-bit values, as the Cellomics instrument writes),
+    Layout: ``BBBC018_v1_images/<key><field>-<DNA|pH3|actin>.DIB``, four consecutive
+    well indices per sample (Cellomics DIBs, see :func:`write_dib`, holding 12-bit values),
     ``ground_truth.csv`` (``sample,morphology,name`` and the planted parameters)
     and ``fields.csv`` (cells and mitotic cells drawn per field).  Full mode
     writes the real 512x512 fields; fast mode 256x256 (smaller fields of view at
@@ -367,12 +440,13 @@ def make_synthetic(dest: Path, *, fast: bool, seed: int) -> None:
             channels, counts = render_field(params, size, g)
             for name, image in zip(("DNA", "pH3", "actin"), channels):
                 write_dib(folder / f"{sample}{field}-{name}.DIB", np.round(image * 4095).astype(np.uint16))
-            field_rows.append({"sample": sample, "field": field, **counts})
+            field_rows.append({"sample": f"{sample}1", "field": field, **counts})
     with open(dest / "ground_truth.csv", "w", newline="") as fh:
         writer = csv.DictWriter(fh, fieldnames=["sample", "morphology", "name", *_FIELDS])
         writer.writeheader()
         for k, (sample, (label, values)) in enumerate(MORPHOLOGIES.items()):
-            writer.writerow({"sample": sample, "morphology": k, "name": label, **dict(zip(_FIELDS, values))})
+            # the loader names a sample by its first well index, <sample>1
+            writer.writerow({"sample": f"{sample}1", "morphology": k, "name": label, **dict(zip(_FIELDS, values))})
     with open(dest / "fields.csv", "w", newline="") as fh:
         writer = csv.DictWriter(fh, fieldnames=["sample", "field", "cells", "mitotic"])
         writer.writeheader()

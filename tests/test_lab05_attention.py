@@ -146,6 +146,11 @@ def test_events_are_uniform_over_the_scored_frames():
     assert inside[:3].mean() / inside.mean() < 1.15 and inside[-3:].mean() / inside.mean() < 1.15
 
 
+def test_event_strength_is_validated(tmp_path):
+    with pytest.raises(ValueError, match="strength=0"):
+        migration.make_synthetic(tmp_path, fast=True, seed=0, strength=0)
+
+
 def test_area_resize_is_a_block_mean_and_fit_frames_uses_it():
     g = np.random.default_rng(2)
     image = g.random((64, 64)).astype(np.float32)

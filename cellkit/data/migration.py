@@ -288,12 +288,14 @@ def read_events(folder) -> list[dict]:
 
 # ---------------------------------------------------------------- synthetic videos
 
-def _simulate(n_frames: int, size: int, g: np.random.Generator, events: list[tuple[int, str]]):
+def _simulate(n_frames: int, size: int, g: np.random.Generator, events: list[tuple[int, str]], strength: float = 1.0):
     """Return per-frame lists of cells (row, col, radius, elongation, angle, brightness) and the event list.
 
     Cells follow persistent random walks (velocity = 0.85 * previous + noise), repel
     each other softly when they touch, and change shape slowly; the planted events
-    override this at their frames.
+    override this at their frames.  ``strength`` scales how abrupt they are (1: the lab's videos):
+    the speed of a burst and of a turn or entry, how far daughter cells are pushed apart, how fast a
+    dying cell shrinks.
     """
     r0 = size / 12
     n_cells = int(g.integers(4, 7))
@@ -314,7 +316,7 @@ def _simulate(n_frames: int, size: int, g: np.random.Generator, events: list[tup
                 along = g.uniform(0.3, 0.7) * size
                 pos = [(0.5 * r0, along), (size - 0.5 * r0, along), (along, 0.5 * r0), (along, size - 0.5 * r0)][side]
                 inward = [(1, 0), (-1, 0), (0, 1), (0, -1)][side]
-                cells.append(dict(pos=np.array(pos, float), vel=np.array(inward, float) * r0 / 3, r=r0, el=1.3,
+                cells.append(dict(pos=np.array(pos, float), vel=np.array(inward, float) * r0 / 3 * strength, r=r0, el=1.3,
                                   ang=0.0, bright=0.75, alive=True, burst=0, dying=0, visible=True,
                                   shape_seed=int(g.integers(1 << 30))))
                 planted.append((t, kind, len(cells) - 1))
@@ -324,13 +326,13 @@ def _simulate(n_frames: int, size: int, g: np.random.Generator, events: list[tup
                 if kind == "division":
                     c["r"] /= np.sqrt(2)
                     direction = np.array([np.cos(c["ang"]), np.sin(c["ang"])])
-                    child = dict(c, pos=c["pos"] + direction * c["r"] * 1.2, vel=direction * r0 / 4,
+                    child = dict(c, pos=c["pos"] + direction * c["r"] * 1.2, vel=direction * r0 / 4 * strength,
                                  shape_seed=int(g.integers(1 << 30)))
                     c["pos"] = c["pos"] - direction * c["r"] * 1.2
-                    c["vel"] = -direction * r0 / 4
+                    c["vel"] = -direction * r0 / 4 * strength
                     cells.append(child)
                 elif kind == "turn":
-                    speed = max(np.linalg.norm(c["vel"]), r0 / 5)
+                    speed = max(np.linalg.norm(c["vel"]), r0 / 5) * strength
                     heading = np.arctan2(c["vel"][1], c["vel"][0]) + np.pi * g.choice([-0.75, 0.75, 1.0])
                     c["vel"] = speed * np.array([np.cos(heading), np.sin(heading)])
                 elif kind == "burst":
@@ -343,7 +345,7 @@ def _simulate(n_frames: int, size: int, g: np.random.Generator, events: list[tup
             if not c["alive"] or not c["visible"]:
                 continue
             if c["dying"]:
-                c["r"] *= 0.8
+                c["r"] *= 0.8 ** strength
                 c["bright"] = min(1.0, c["bright"] + 0.08)
                 c["el"] = 1.0
                 c["dying"] += 1
@@ -357,7 +359,7 @@ def _simulate(n_frames: int, size: int, g: np.random.Generator, events: list[tup
                         dist = np.linalg.norm(d) + 1e-6
                         if dist < c["r"] + o["r"]:
                             c["vel"] += d / dist * r0 / 10
-                step = c["vel"] * (4.0 if c["burst"] else 1.0)
+                step = c["vel"] * (1.0 + 3.0 * strength if c["burst"] else 1.0)
                 c["burst"] = max(0, c["burst"] - 1)
                 c["pos"] = c["pos"] + step
                 c["ang"] = np.arctan2(c["vel"][1], c["vel"][0])
@@ -407,7 +409,7 @@ def _render(frame_cells, size: int, g: np.random.Generator, illum: np.ndarray) -
                               illumination_field=illum)
 
 
-def make_synthetic(dest: Path, *, fast: bool, seed: int) -> None:
+def make_synthetic(dest: Path, *, fast: bool, seed: int, strength: float = 1.0) -> None:
     """Write synthetic time-lapse videos of migrating cells in the Cell Tracking Challenge layout.
 
     Layout written under ``dest``: one folder per video (``01``, ``02``, ...) of 16-bit
@@ -417,7 +419,10 @@ def make_synthetic(dest: Path, *, fast: bool, seed: int) -> None:
     scored frames 1 .. T-2, at least 5 apart (fast: 4 videos of 40 frames of 64x64; full: 8 videos of
     120 frames of 128x128).
     Frames are larger than the models' input so that the reader's resize is exercised.
+    ``strength`` scales how abrupt the events are (see :func:`_simulate`); the lab uses 1.
     """
+    if not strength > 0:
+        raise ValueError(f"strength={strength!r}: expected a positive number (1 = the lab's events)")
     dest = Path(dest)
     g = np.random.default_rng(seed)
     n_videos, n_frames, size = (4, 40, 64) if fast else (8, 120, 128)
@@ -425,7 +430,7 @@ def make_synthetic(dest: Path, *, fast: bool, seed: int) -> None:
     for v in range(n_videos):
         name = f"{v + 1:02d}"
         plan = _plan_events(n_frames, g, gap=5)
-        history, planted = _simulate(n_frames, size, g, plan)
+        history, planted = _simulate(n_frames, size, g, plan, strength)
         illum = synth.illumination((size, size), g, strength=0.15)
         folder = dest / name
         folder.mkdir(parents=True, exist_ok=True)

@@ -31,6 +31,9 @@ def _cmd_data_list(args) -> int:
     for d in datasets().values():
         print(f"{d.name:28s} labs {','.join(d.labs):10s} {d.source['kind']:8s} {d.licence}")
         print(f"{'':28s} {d.title}")
+        if d.manifest:
+            pinned = sum(1 for f in d.files if f.sha256)
+            print(f"{'':28s} manifest data/datasets/{d.manifest}: {len(d.files):,} files, {pinned:,} with SHA-256")
     return 0
 
 

@@ -122,4 +122,61 @@ def evaluate(curves: dict, events, *, tolerance: int = 1, k: int | None = None, 
     return pd.DataFrame(rows)
 
 
-__all__ = ["event_labels", "roc_auc", "precision_at_k", "frame_difference", "evaluate"]
+def position_prior(n_frames: int, kind: str = "centre") -> np.ndarray:
+    """Return a null curve that knows only where a frame sits in its video.
+
+    Parameters
+    ----------
+    kind : {"centre", "index"}
+        ``"centre"``: closeness to the middle of the video, ``-|t - (T - 1) / 2|`` (a score of this kind
+        wins when events avoid the ends of the videos, as they did in an earlier version of lab 05);
+        ``"index"``: the frame number itself (wins when events come late).
+    """
+    if not isinstance(n_frames, (int, np.integer)) or n_frames < 1:
+        raise ValueError(f"n_frames={n_frames!r}: expected a positive integer")
+    t = np.arange(n_frames, dtype=np.float64)
+    if kind == "centre":
+        return -np.abs(t - (n_frames - 1) / 2)
+    if kind == "index":
+        return t
+    raise ValueError(f"kind={kind!r}: expected 'centre' or 'index'")
+
+
+def bootstrap_auc(per_video: dict, events, *, tolerance: int = 1, n_boot: int = 1000, seed: int = 0,
+                  level: float = 0.95) -> tuple[float, float, float]:
+    """Return ``(auc, low, high)``: pooled ROC AUC of a curve and a bootstrap interval over videos.
+
+    Videos are resampled with replacement (frames of one video are not independent: neighbours
+    share an event's label and the same cells), the pooled AUC recomputed each time, and the
+    ``(1 - level) / 2`` and ``(1 + level) / 2`` quantiles returned.  Few videos give a wide, coarse interval.
+
+    Parameters
+    ----------
+    per_video : dict
+        ``{video name: per-frame scores}`` (NaN frames are dropped).
+    """
+    if not 0 < level < 1:
+        raise ValueError(f"level={level}: expected a number between 0 and 1")
+    if not isinstance(n_boot, (int, np.integer)) or n_boot < 1:
+        raise ValueError(f"n_boot={n_boot!r}: expected a positive integer")
+    names = list(per_video)
+    if not names:
+        raise ValueError("per_video: expected at least one video")
+    scores = [np.asarray(per_video[v], dtype=np.float64) for v in names]
+    labels = [event_labels(events, v, len(c), tolerance=tolerance) for v, c in zip(names, scores)]
+    auc = roc_auc(np.concatenate(scores), np.concatenate(labels))
+    g = np.random.default_rng(seed)
+    boots = []
+    for _ in range(n_boot):
+        pick = g.integers(0, len(names), size=len(names))
+        boots.append(roc_auc(np.concatenate([scores[i] for i in pick]), np.concatenate([labels[i] for i in pick])))
+    boots = np.asarray(boots)
+    boots = boots[np.isfinite(boots)]
+    if len(boots) == 0:
+        return auc, float("nan"), float("nan")
+    low, high = np.quantile(boots, [(1 - level) / 2, (1 + level) / 2])
+    return auc, float(low), float(high)
+
+
+__all__ = ["event_labels", "roc_auc", "precision_at_k", "frame_difference", "position_prior", "bootstrap_auc",
+           "evaluate"]

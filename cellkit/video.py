@@ -70,11 +70,13 @@ def frame_encoder(frame_size: int, *, filters=(16, 32, 64), features: int = 64, 
 
 
 def frame_decoder(latent: int, frame_size: int, *, filters=(64, 32, 16), norm: str = "group", groups: int = 4,
-                  name: str = "frame_decoder") -> keras.Model:
-    """Return a DCGAN-style generator from a ``latent`` vector to a ``(frame_size, frame_size, 1)`` frame in [0, 1].
+                  residual: bool = False, name: str = "frame_decoder") -> keras.Model:
+    """Return a DCGAN-style generator from a ``latent`` vector to a ``(frame_size, frame_size, 1)`` map.
 
     Dense -> 4x4 map -> transposed 4x4 convolutions with stride 2 (each doubling the size,
-    normalised, ReLU) -> a last transposed convolution to one channel with a sigmoid.
+    normalised, ReLU) -> a last transposed convolution to one channel: with a sigmoid (a frame in
+    [0, 1]) or, when ``residual``, linear and initialised to zero (a *change* to add to a frame,
+    which starts at no change).
     """
     _check_size(frame_size, 0)
     n_up = int(round(math.log2(frame_size / 4)))
@@ -88,12 +90,36 @@ def frame_decoder(latent: int, frame_size: int, *, filters=(64, 32, 16), norm: s
         x = layers.Conv2DTranspose(f, 4, strides=2, padding="same", use_bias=norm == "none")(x)
         x = _norm(norm, f, groups)(x)
         x = layers.ReLU()(x)
-    out = layers.Conv2DTranspose(1, 4, strides=2, padding="same", activation="sigmoid")(x)
+    if residual:
+        out = layers.Conv2DTranspose(1, 4, strides=2, padding="same", kernel_initializer="zeros")(x)
+    else:
+        out = layers.Conv2DTranspose(1, 4, strides=2, padding="same", activation="sigmoid")(x)
     return keras.Model(inp, out, name=name)
 
 
+_OUTPUTS = ("change", "frame")
+_LOCAL_KERNEL = 5
+
+
+def _local_change_model(frame_size: int) -> keras.Model:
+    """Return a 5x5 convolution from (previous, last) frame to a change of the last one, starting at zero.
+
+    It can smooth away pixel noise and push an edge the way it has just moved: the local part of
+    next-frame prediction, which the latent summary (a few dozen numbers) cannot draw pixel by pixel.
+    """
+    inp = keras.Input((frame_size, frame_size, 2))
+    out = layers.Conv2D(1, _LOCAL_KERNEL, padding="same", kernel_initializer="zeros")(inp)
+    return keras.Model(inp, out, name="local_change")
+
+
+def _local_change(previous, last, name):
+    pair = layers.Concatenate(axis=-1)([previous, last])
+    return _local_change_model(last.shape[1])(pair)
+
+
 def attention_lstm(seq_len: int, frame_size: int, *, attention: str = "dot", features: int = 64, units: int = 64,
-                   filters=(16, 32, 64), norm: str = "group", name: str | None = None) -> keras.Model:
+                   filters=(16, 32, 64), norm: str = "group", output: str = "change",
+                   name: str | None = None) -> keras.Model:
     """Return the CNN-LSTM-attention model that generates the frame after ``seq_len`` input frames.
 
     Inputs ``(B, seq_len, S, S, 1)``; outputs ``{"frame": (B, S, S, 1), "attention": (B, seq_len)}``.
@@ -106,7 +132,14 @@ def attention_lstm(seq_len: int, frame_size: int, *, attention: str = "dot", fea
         The attention score (see :mod:`cellkit.attention`).
     features, units : int
         Size of each frame's feature vector and of the LSTM state.
+    output : {"change", "frame"}
+        ``"change"`` (default): the decoder draws the *change* from the last input frame, which is
+        added to it, so the untrained model copies the last frame and training can only improve on
+        that; ``"frame"``: the decoder draws the whole frame (sigmoid), as in the original project,
+        which must first learn to draw cells at all.
     """
+    if output not in _OUTPUTS:
+        raise ValueError(f"output={output!r}: expected one of {', '.join(_OUTPUTS)}")
     if attention not in ATTENTIONS:
         raise ValueError(f"attention={attention!r}: expected one of {', '.join(ATTENTIONS)}")
     if not isinstance(seq_len, (int, np.integer)) or seq_len < 2:
@@ -119,7 +152,11 @@ def attention_lstm(seq_len: int, frame_size: int, *, attention: str = "dot", fea
     context, weights = layer(h_last, states)
     summary = layers.Dense(units, activation="tanh", name="attentional_state")(
         layers.Concatenate()([context, h_last]))
-    frame = frame_decoder(units, frame_size, filters=tuple(reversed(filters)), norm=norm)(summary)
+    frame = frame_decoder(units, frame_size, filters=tuple(reversed(filters)), norm=norm,
+                          residual=output == "change")(summary)
+    if output == "change":
+        local = _local_change(frames[:, -2], frames[:, -1], "local_change")
+        frame = layers.Add(name="last_plus_change")([frames[:, -1], local, frame])
     outputs = {"frame": layers.Identity(name="frame")(frame),
                "attention": layers.Identity(name="attention")(weights)}
     return keras.Model(frames, outputs, name=name or f"lstm_{attention}_attention")
@@ -157,7 +194,8 @@ class LastQueryAttention(keras.layers.Layer):
 
 
 def conv_transformer(seq_len: int, frame_size: int, *, d_model: int = 64, heads: int = 2, depth: int = 1,
-                     filters=(16, 32, 64), norm: str = "group", name: str = "conv_transformer") -> keras.Model:
+                     filters=(16, 32, 64), norm: str = "group", output: str = "change",
+                     name: str = "conv_transformer") -> keras.Model:
     """Return the convolutional transformer predicting frames ``1..T`` from frames ``0..T-1`` (teacher forcing).
 
     Inputs ``(B, seq_len, S, S, 1)``: the true frames (teacher forcing: never the model's own
@@ -166,8 +204,11 @@ def conv_transformer(seq_len: int, frame_size: int, *, d_model: int = 64, heads:
     position t attends to frames 0..t only, so it cannot copy the frame it must predict) and a
     feed-forward layer follow.  The decoder turns each position into the *next* frame.
     Outputs ``{"frames": (B, seq_len, S, S, 1), "attention": (B, seq_len)}`` (the last position's
-    attention over the sequence, from the last block, averaged over heads).
+    attention over the sequence, from the last block, averaged over heads).  ``output="change"`` (default)
+    adds the decoded change to each input frame (see :func:`attention_lstm`).
     """
+    if output not in _OUTPUTS:
+        raise ValueError(f"output={output!r}: expected one of {', '.join(_OUTPUTS)}")
     if d_model % heads:
         raise ValueError(f"d_model={d_model} must be divisible by heads={heads}")
     frames = keras.Input((seq_len, frame_size, frame_size, 1), name="frames")
@@ -181,8 +222,14 @@ def conv_transformer(seq_len: int, frame_size: int, *, d_model: int = 64, heads:
         x = layers.LayerNormalization(name=f"norm_a{i}")(x + attended)
         ff = layers.Dense(2 * d_model, activation="relu", name=f"ff_in_{i}")(x)
         x = layers.LayerNormalization(name=f"norm_b{i}")(x + layers.Dense(d_model, name=f"ff_out_{i}")(ff))
-    decoder = frame_decoder(d_model, frame_size, filters=tuple(reversed(filters)), norm=norm)
+    decoder = frame_decoder(d_model, frame_size, filters=tuple(reversed(filters)), norm=norm,
+                            residual=output == "change")
     next_frames = layers.TimeDistributed(decoder, name="decode_frames")(x)
+    if output == "change":
+        previous = layers.Concatenate(axis=1, name="previous_frames")([frames[:, :1], frames[:, :-1]])
+        local = layers.TimeDistributed(_local_change_model(frame_size), name="local_change")(
+            layers.Concatenate(axis=-1)([previous, frames]))
+        next_frames = layers.Add(name="frames_plus_change")([frames, local, next_frames])
     outputs = {"frames": layers.Identity(name="frames_out")(next_frames),
                "attention": LastQueryAttention(name="attention")(scores)}
     return keras.Model(frames, outputs, name=name)

@@ -98,7 +98,7 @@ def test_synthetic_layout_events_and_determinism(tmp_path):
     migration.make_synthetic(tmp_path / "b", fast=True, seed=7)
     migration.make_synthetic(tmp_path / "c", fast=True, seed=8)
     videos = migration.list_videos(tmp_path / "a")
-    assert [v.name for v in videos] == ["01", "02", "03"]
+    assert [v.name for v in videos] == ["01", "02", "03", "04"]
     first = migration.read_frames(videos[0])
     assert first.dtype == np.uint16 and first.shape == (40, 64, 64)
     assert (videos[0] / "t000.tif").is_file() and (videos[0] / "t039.tif").is_file()
@@ -106,11 +106,12 @@ def test_synthetic_layout_events_and_determinism(tmp_path):
     assert not np.array_equal(first, migration.read_frames(tmp_path / "c" / "01"))
     events = migration.read_events(tmp_path / "a")
     assert events == migration.read_events(tmp_path / "b")
-    for v in ("01", "02", "03"):
+    for v in ("01", "02", "03", "04"):
         kinds = sorted(e["event"] for e in events if e["video"] == v)
         assert kinds == sorted(migration.EVENT_TYPES), f"video {v}: every event type once, got {kinds}"
         frames = sorted(e["frame"] for e in events if e["video"] == v)
-        assert min(np.diff(frames)) >= 3 and 0 < frames[0] and frames[-1] < 40
+        first, last = migration.scored_frames(40)
+        assert min(np.diff(frames)) >= 5 and first <= frames[0] and frames[-1] <= last
     with open(tmp_path / "a" / "ground_truth.csv") as fh:
         assert next(csv.reader(fh)) == ["video", "frame", "event", "cell"]
 
@@ -126,6 +127,67 @@ def test_synthetic_events_are_visible(tmp_path):
             assert diff[e["frame"] - 1] > np.median(diff), "a cell entering the field changes the frame"
 
 
+def test_events_are_uniform_over_the_scored_frames():
+    """Where a frame sits must tell nothing about events: each frame of 1 .. T-2 is drawn equally often."""
+    from scipy import stats
+
+    g = np.random.default_rng(0)
+    counts = np.zeros(40, int)
+    for _ in range(3000):
+        plan = migration._plan_events(40, g, gap=5)
+        frames = [f for f, _ in plan]
+        assert min(np.diff(frames)) >= 5
+        np.add.at(counts, frames, 1)
+    first, last = migration.scored_frames(40)
+    assert counts[:first].sum() == 0 and counts[last + 1:].sum() == 0
+    inside = counts[first:last + 1]
+    assert stats.chisquare(inside).pvalue > 0.001, f"event frames not uniform: {inside.tolist()}"
+    # the ends are not favoured (redrawing until events are spaced would give them about 1.7x)
+    assert inside[:3].mean() / inside.mean() < 1.15 and inside[-3:].mean() / inside.mean() < 1.15
+
+
+def test_event_strength_is_validated(tmp_path):
+    with pytest.raises(ValueError, match="strength=0"):
+        migration.make_synthetic(tmp_path, fast=True, seed=0, strength=0)
+
+
+def test_area_resize_is_a_block_mean_and_fit_frames_uses_it():
+    g = np.random.default_rng(2)
+    image = g.random((64, 64)).astype(np.float32)
+    expected = image.reshape(16, 4, 16, 4).mean(axis=(1, 3))
+    np.testing.assert_allclose(migration.area_resize(image, 16), expected, atol=1e-5)
+    frames = (g.random((2, 64, 64)) * 60000).astype(np.uint16)
+    fitted = migration.fit_frames(frames, 16, percentiles=(0, 100))
+    block = frames.astype(np.float64).reshape(2, 16, 4, 16, 4).mean(axis=(2, 4))
+    block = (block - block.min()) / (block.max() - block.min())  # contrast stretch after the resize
+    np.testing.assert_allclose(fitted, block, atol=1e-4)
+
+
+def test_colour_frames_need_a_named_channel(tmp_path):
+    g = np.random.default_rng(3)
+    rgb = g.integers(0, 255, size=(12, 10, 3), dtype=np.uint8)
+    (tmp_path / "v").mkdir()
+    io.write_tiff(tmp_path / "v" / "t000.tif", rgb)
+    io.write_tiff(tmp_path / "v" / "t001.tif", rgb[::-1].copy())
+    with pytest.raises(DataError, match="t000.tif.*channel='red'"):
+        migration.read_frames(tmp_path / "v")
+    got = migration.read_frames(tmp_path / "v", channel="green")
+    np.testing.assert_array_equal(got[0], rgb[..., 1])
+    with pytest.raises(ValueError, match="channel='alpha'"):
+        migration.read_frames(tmp_path / "v", channel="alpha")
+
+
+def test_mask_and_label_stacks_are_not_videos(tmp_path):
+    g = np.random.default_rng(4)
+    io.write_tiff(tmp_path / "movie.tif", g.integers(0, 255, size=(4, 8, 8), dtype=np.uint8))
+    io.write_tiff(tmp_path / "movie_masks.tif", g.integers(0, 3, size=(4, 8, 8), dtype=np.uint8))
+    io.write_tiff(tmp_path / "labels.tif", g.integers(0, 3, size=(4, 8, 8), dtype=np.uint16))
+    _write_frames(tmp_path / "02", ["t000.tif", "t001.tif", "t001_mask.tif"])
+    _write_frames(tmp_path / "02_labels", ["t000.tif"])
+    assert [p.name for p in migration.list_videos(tmp_path)] == ["02", "movie.tif"]
+    assert [p.name for p in migration.list_frames(tmp_path / "02")] == ["t000.tif", "t001.tif"]
+
+
 def test_ctc_layout_skips_annotation_folders(tmp_path):
     _write_frames(tmp_path / "01", ["t000.tif", "t001.tif"])
     _write_frames(tmp_path / "01_GT" / "TRA", ["man_track000.tif"])
@@ -139,8 +201,11 @@ def test_registry_entries_and_synthetic_source(monkeypatch):
     ctc = get_dataset("ctc_2d_training")
     assert ctc.source["kind"] == "archive" and ctc.source["url"].endswith("PhC-C2DH-U373.zip")
     usi = get_dataset("usiigaci_t98g")
-    assert len(usi.files) == 37 and usi.files[0].path == "20180101ef002xy01t01.tif"
+    assert len(usi.files) == 37 and usi.files[0].path == "T98G_sample/20180101ef002xy01t01.tif"
     assert all(migration.time_index(f.path) == i + 1 for i, f in enumerate(usi.files))
+    assert all(f.bytes and len(f.sha256 or "") == 64 for f in usi.files), "every T98G frame is pinned"
+    assert "Cell Tracking" not in usi.title and usi.licence == "MIT"
+    assert usi.source["base_url"].split("/")[-2] == "9501d80c747cf82870dd596818fcf5c28c94d733"
     folder = dataset_path("ctc_2d_training", verbose=False)
     assert (folder / "ground_truth.csv").is_file() and (folder / "01" / "t000.tif").is_file()
 
@@ -302,7 +367,12 @@ def test_attention_lstm_and_transformer_shapes():
     out = video.predict(lstm, x)
     assert out["frame"].shape == (2, 16, 16, 1) and out["attention"].shape == (2, 4)
     np.testing.assert_allclose(out["attention"].sum(axis=1), 1, atol=1e-5)
-    assert out["frame"].min() >= 0 and out["frame"].max() <= 1
+    # output="change": the untrained network copies the last input frame exactly (its change paths start at 0)
+    np.testing.assert_allclose(out["frame"], x[:, -1], atol=1e-6)
+    whole = video.predict(video.attention_lstm(4, 16, features=8, units=8, filters=(4, 8), output="frame"), x)
+    assert whole["frame"].min() >= 0 and whole["frame"].max() <= 1
+    with pytest.raises(ValueError, match="output="):
+        video.attention_lstm(4, 16, output="pixels")
     tr = video.conv_transformer(4, 16, d_model=8, heads=2, filters=(4, 8))
     out = video.predict(tr, x)
     assert out["frames"].shape == (2, 4, 16, 16, 1) and out["attention"].shape == (2, 4)
@@ -311,8 +381,55 @@ def test_attention_lstm_and_transformer_shapes():
     y = x.copy()
     y[:, -1] = 0
     np.testing.assert_allclose(video.predict(tr, y)["frames"][:, :-1], out["frames"][:, :-1], atol=1e-5)
+    np.testing.assert_allclose(out["frames"], x, atol=1e-6)  # untrained: every next frame = the current one
     assert video.rollout(tr, x[0], 2).shape == (2, 16, 16, 1)
     with pytest.raises(ValueError, match="attention="):
         video.attention_lstm(4, 16, attention="bahdanau")
     with pytest.raises(ValueError, match="frame_size"):
         video.frame_encoder(30)
+
+
+# ---------------------------------------------------------------- nulls and intervals
+
+def test_position_prior_and_bootstrap_interval():
+    np.testing.assert_array_equal(ev.position_prior(5, "index"), [0, 1, 2, 3, 4])
+    np.testing.assert_array_equal(ev.position_prior(5, "centre"), [-2, -1, 0, -1, -2])
+    with pytest.raises(ValueError, match="kind="):
+        ev.position_prior(5, "edge")
+    g = np.random.default_rng(8)
+    events = [dict(video=f"{v:02d}", frame=int(f), event="turn") for v in range(6) for f in (5, 15, 25)]
+    truth = {f"{v:02d}": ev.event_labels(events, f"{v:02d}", 30).astype(float) for v in range(6)}
+    good = {v: y + g.normal(0, 0.3, 30) for v, y in truth.items()}
+    noise = {v: g.normal(size=30) for v in truth}
+    auc, lo, hi = ev.bootstrap_auc(good, events, n_boot=300, seed=1)
+    assert auc == pytest.approx(ev.roc_auc(np.concatenate(list(good.values())), np.concatenate(list(truth.values()))))
+    assert lo <= auc <= hi and lo > 0.8
+    a0, lo0, hi0 = ev.bootstrap_auc(noise, events, n_boot=300, seed=1)
+    assert lo0 < 0.5 + 0.2 and hi0 > a0 > lo0 and hi0 < lo + 0.2
+    assert ev.bootstrap_auc(good, events, n_boot=300, seed=1) == (auc, lo, hi)  # seeded
+
+
+# ---------------------------------------------------------------- the notebook on a real layout without events
+
+@pytest.mark.notebook
+def test_notebook_runs_on_event_free_real_layout(repo_root, tmp_path):
+    """CELLKIT_SOURCE=real on one Usiigaci-style video folder with no ground_truth.csv runs end to end."""
+    from cellkit.runner import execute_notebook
+
+    data = tmp_path / "data"
+    src = tmp_path / "synthetic"
+    migration.make_synthetic(src, fast=True, seed=11)
+    video = data / "ctc_2d_training" / "T98G_sample"
+    video.mkdir(parents=True)
+    for t, frame in enumerate(migration.read_frames(src / "01")[:37], start=1):
+        io.write_tiff(video / f"20180101ef002xy01t{t:02d}.tif", np.pad(frame, ((0, 2), (0, 0)), mode="edge"))
+    assert not migration.has_events(data / "ctc_2d_training")
+    env = {"CELLKIT_FAST": "1", "CELLKIT_SOURCE": "real", "CELLKIT_VIDEOS": "ctc_2d_training",
+           "CELLKIT_DATA_DIR": str(data)}
+    out = tmp_path / "05_attention.ipynb"
+    ok, seconds, error = execute_notebook(repo_root / "solutions" / "05_attention" / "05_attention.ipynb", out,
+                                          env=env, timeout=600)
+    assert ok, f"lab 05 failed on an event-free real-layout folder after {seconds:.0f} s: {error}"
+    text = out.read_text()
+    assert "REAL ctc_2d_training" in text and "No ground_truth.csv here" in text
+    assert "nothing to score against" in text

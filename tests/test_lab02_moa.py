@@ -136,6 +136,67 @@ def test_planted_phenotypes_show_in_simple_statistics(synthetic):
     assert np.mean(cells["DNA_damage"]) < np.mean(cells["Protein_synthesis"])
 
 
+# ---------------------------------------------------------------- channels: red actin, green tubulin, blue DNA
+
+REAL_DEV = "../shared/realdata/bbbc021_dev"  # real images for development, next to the project (absent in a clone)
+
+
+def _real_dev(repo_root):
+    folder = (repo_root / REAL_DEV).resolve()
+    if not folder.is_dir():
+        pytest.skip(f"{REAL_DEV}: no real development images here")
+    return folder
+
+
+def _dna_is_compact(summary):
+    dna = summary["DNA"]
+    others = [summary[c] for c in bbbc021.CHANNELS if c != "DNA"]
+    # nuclei: a small share of the image, in more separate objects than the cells' actin or tubulin
+    return (all(dna["stained_fraction"] < 0.6 * o["stained_fraction"] for o in others)
+            and all(dna["objects"] > o["objects"] for o in others))
+
+
+def test_channel_order_is_actin_tubulin_dna():
+    assert bbbc021.CHANNELS == ("F-actin", "beta-tubulin", "DNA")
+
+
+def test_real_dev_images_show_compact_nuclei_in_the_blue_channel(repo_root):
+    from cellkit.data.io import read_image
+
+    folder = _real_dev(repo_root)
+    for moa in bbbc021.MOA_CLASSES:
+        path = sorted((folder / moa).glob("bbbc021v1_*.png"))[0]
+        summary = bbbc021.channel_summary(bbbc021.check_moa_image(read_image(path), path))
+        assert _dna_is_compact(summary), f"{path}: the blue channel does not look like nuclei: {summary}"
+        assert bbbc021.CHANNELS[2] == "DNA"
+
+
+def test_synthetic_twin_draws_nuclei_in_blue(synthetic):
+    data = bbbc021.load_bbbc021(synthetic, verbose=False)
+    for k in range(len(data.class_names)):
+        summary = bbbc021.channel_summary(data.images[data.labels == k][:4])
+        assert _dna_is_compact(summary), f"{data.class_names[k]}: {summary}"
+
+
+def test_synthetic_intensities_resemble_the_real_dev_images(repo_root, synthetic):
+    from cellkit.data.io import read_image
+
+    folder = _real_dev(repo_root)
+    real = np.stack([read_image(p) for moa in bbbc021.MOA_CLASSES for p in sorted((folder / moa).glob("*.png"))[::6]])
+    twin = bbbc021.load_bbbc021(synthetic, verbose=False).images
+    r, s = bbbc021.channel_summary(real), bbbc021.channel_summary(twin)
+    for name in bbbc021.CHANNELS:
+        for key in ("background", "p99", "mean"):
+            ratio = s[name][key] / r[name][key]
+            assert 2 / 3 < ratio < 1.5, f"{name} {key}: synthetic {s[name][key]:.1f}, real {r[name][key]:.1f}"
+    assert r["DNA"]["background"] > r["F-actin"]["background"] and s["DNA"]["background"] > s["F-actin"]["background"]
+
+
+def test_channel_summary_rejects_bad_input():
+    with pytest.raises(ValueError, match="expected"):
+        bbbc021.channel_summary(np.zeros((2, 8, 8, 3), np.float32))
+
+
 # ---------------------------------------------------------------- loader errors
 
 

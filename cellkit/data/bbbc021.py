@@ -2,7 +2,8 @@
 
 The real subset (registered as ``bbbc021_statpred2019``) is one folder per
 mechanism of action (MoA) holding ``bbbc021v1_<n>.png`` files, 256x256 RGB,
-8-bit, with DNA, beta-tubulin and F-actin as the red, green and blue channels.
+8-bit, with F-actin, beta-tubulin and DNA as the red, green and blue channels
+(channel 0 shows the cell edges, channel 2 the compact nuclei).
 :func:`load_bbbc021` reads that layout wherever it lies (the cache, a copy on
 Google Drive, or the synthetic folder) and checks every image.
 
@@ -44,8 +45,8 @@ REAL_COUNTS = {"Cholesterol_lowering": 72, "DNA_damage": 108, "DNA_replication":
                "Kinase_inhibitors": 144, "Protein_synthesis": 96}
 """Images per MoA in the real subset (660 in all)."""
 IMAGE_SHAPE = (256, 256, 3)
-CHANNELS = ("DNA", "beta-tubulin", "F-actin")
-"""What the red, green and blue channels show."""
+CHANNELS = ("F-actin", "beta-tubulin", "DNA")
+"""What the red, green and blue channels show (channel 0, 1, 2): actin outlines the cells, DNA the nuclei."""
 FILE_PATTERN = re.compile(r"^bbbc021v1_(\d+)\.png$")
 GROUND_TRUTH = "ground_truth.csv"
 
@@ -57,7 +58,7 @@ class MoAImages:
     Attributes
     ----------
     images : numpy.ndarray
-        ``(n, 256, 256, 3)`` uint8, channels DNA / beta-tubulin / F-actin.
+        ``(n, 256, 256, 3)`` uint8, channels F-actin / beta-tubulin / DNA (red, green, blue).
     labels : numpy.ndarray
         ``(n,)`` int64 class indices into ``class_names``.
     class_names : tuple of str
@@ -210,10 +211,50 @@ def check_moa_image(image: np.ndarray, path) -> np.ndarray:
     if image.dtype != np.uint8:
         raise DataError(f"{path}: pixel type {image.dtype}, expected uint8 (8-bit PNG)")
     if image.ndim != 3 or image.shape[-1] != 3:
-        raise DataError(f"{path}: shape {image.shape}, expected 256x256x3 (RGB: DNA, tubulin, actin)")
+        raise DataError(f"{path}: shape {image.shape}, expected 256x256x3 (RGB: F-actin, beta-tubulin, DNA)")
     if image.shape != IMAGE_SHAPE:
         raise DataError(f"{path}: shape {image.shape}, expected {IMAGE_SHAPE[0]}x{IMAGE_SHAPE[1]}x3")
     return image
+
+
+def channel_summary(images) -> dict:
+    """Return per-channel intensity and shape statistics of uint8 images, averaged over the images.
+
+    The figures used to compare the synthetic twin with the real images
+    (data/README.md).  For each channel name of :data:`CHANNELS`:
+    ``background`` (10th percentile), ``median``, ``p99`` (99th percentile) and
+    ``mean`` of the pixel values, then three shape measures of the *stained*
+    pixels, those above a fifth of the way from background to the 99.5th
+    percentile after a 1.5-pixel Gaussian blur: ``stained_fraction`` (their share
+    of the image), ``objects`` (connected objects of at least 10 pixels) and
+    ``object_px`` (their median size).  DNA, confined to compact nuclei inside the
+    cells, stains the smallest share of the image in many small objects; actin and
+    tubulin fill whole cells, which touch in large clusters.
+
+    Parameters
+    ----------
+    images : array
+        ``(n, H, W, 3)`` or one ``(H, W, 3)`` uint8 image.
+    """
+    images = np.asarray(images)
+    if images.ndim == 3:
+        images = images[None]
+    if images.ndim != 4 or images.shape[-1] != len(CHANNELS) or images.dtype != np.uint8:
+        raise ValueError(f"images: shape {images.shape} and dtype {images.dtype}, expected (n, H, W, 3) uint8")
+    keys = ("background", "median", "p99", "mean", "stained_fraction", "objects", "object_px")
+    out = {}
+    for c, name in enumerate(CHANNELS):
+        rows = []
+        for im in images[..., c].astype(np.float32):
+            lo, mid, p99 = np.percentile(im, [10, 50, 99])
+            smooth = ndimage.gaussian_filter(im, 1.5)
+            s_lo, s_top = np.percentile(smooth, [10, 99.5])
+            mask = smooth > s_lo + 0.2 * (s_top - s_lo)
+            sizes = np.bincount(ndimage.label(mask)[0].ravel())[1:]
+            sizes = sizes[sizes >= 10]
+            rows.append((lo, mid, p99, im.mean(), mask.mean(), sizes.size, np.median(sizes) if sizes.size else 0.0))
+        out[name] = {k: float(v) for k, v in zip(keys, np.mean(rows, axis=0))}
+    return out
 
 
 def _sample_by_group(labels, groups, per_class, seed) -> np.ndarray:
@@ -287,7 +328,10 @@ _COMPOUNDS = {  # realistic names of BBBC021 compounds of each MoA
 }
 _CONCENTRATIONS = (0.3, 1.0, 3.0, 10.0)  # micromolar; higher: more cells show the phenotype
 _CANVAS_PAD = 48  # cells are drawn on a padded canvas so that they run off the image edges
-_BRIGHTNESS = 2.0  # overall exposure: a well-exposed field uses a good part of the 8-bit range
+# Exposure per channel (actin, tubulin, DNA) and background, matched to the real dev images (data/README.md):
+# their brightest 1% of pixels lie near 110-120 of 255 in every channel, and the 10th percentiles near 14, 17, 32
+_BRIGHTNESS = np.array([0.75, 0.75, 0.5])
+_BACKGROUND = np.array([0.085, 0.08, 0.15])
 
 
 def synthetic_counts(fast: bool) -> dict:
@@ -298,8 +342,8 @@ def synthetic_counts(fast: bool) -> dict:
 def make_synthetic(dest: Path, *, fast: bool, seed: int, per_moa: int | None = None) -> None:
     """Write a synthetic copy of the BBBC021 subset into ``dest``, with its ground truth.
 
-    Layout: ``dest/<MoA>/bbbc021v1_<n>.png`` (256x256 RGB uint8: DNA, tubulin,
-    actin) and ``dest/ground_truth.csv``.  Full size has the real counts
+    Layout: ``dest/<MoA>/bbbc021v1_<n>.png`` (256x256 RGB uint8: F-actin, tubulin,
+    DNA) and ``dest/ground_truth.csv``.  Full size has the real counts
     (72/108/96/144/144/96) in treatments of 12 images (3 wells x 4 fields);
     fast mode has 16 images per MoA in treatments of 4 (1 well x 4 fields).
 
@@ -326,7 +370,7 @@ def make_synthetic(dest: Path, *, fast: bool, seed: int, per_moa: int | None = N
         counts = {moa: int(per_moa) for moa in counts}
     wells = per_treatment // 4
     n_plates = 3 if fast else 8
-    plates = [dict(gain=np.exp(g.normal(0, 0.12, 3)), background=g.uniform(0.01, 0.05, 3),
+    plates = [dict(gain=np.exp(g.normal(0, 0.2, 3)), background=_BACKGROUND * np.exp(g.normal(0, 0.25, 3)),
                    illum=g.uniform(0.1, 0.35)) for _ in range(n_plates)]
     treatments = []
     for moa, count in counts.items():
@@ -399,7 +443,7 @@ def _draw_image(moa, strength, signature, plate, g):
         _draw_cell(canvas, textures, centre, pheno if affected else _NORMAL, signature["size"], g)
     canvas = canvas[:, _CANVAS_PAD:-_CANVAS_PAD, _CANVAS_PAD:-_CANVAS_PAD]
     blur = g.uniform(0.6, 2.2)
-    exposure = np.exp(g.normal(0, 0.1))
+    exposure = np.exp(g.normal(0, 0.25))
     gain = (_BRIGHTNESS * exposure * plate["gain"] * signature["tint"]).astype(np.float32)[:, None, None]
     field = synth.illumination((size, size), g, strength=plate["illum"]).astype(np.float32)
     out = _expose(canvas, g, gain=gain, background=plate["background"].astype(np.float32)[:, None, None], blur=blur,
@@ -454,7 +498,7 @@ def _radius_field(y, x, g, *, elongation, angle, irregularity, harmonics=3):
 
 
 def _draw_cell(canvas, textures, centre, p, size_factor, g) -> None:
-    """Add one cell's DNA, tubulin and actin signal to ``canvas`` (3, H, W), drawing in a local patch."""
+    """Add one cell's actin, tubulin and DNA signal to ``canvas`` (3, H, W: the channels of :data:`CHANNELS`), drawing in a local patch."""
     jitter = size_factor * np.exp(g.normal(0, 0.1))
     cell_r = p["cell_r"] * jitter
     nuc_r = p["nuc_r"] * jitter
@@ -494,11 +538,11 @@ def _draw_cell(canvas, textures, centre, p, size_factor, g) -> None:
             across = -y * float(np.sin(angle)) + x * float(np.cos(angle))
             act = act + cell * p["fibres"] * (np.cos(across * 1.4 + float(g.uniform(0, 6.3))) > 0.55)
         ring = cell & ~inner
-    canvas[0][win] += p["dna"] * dna
-    canvas[1][win] += p["tub"] * tub
-    canvas[2][win] += p["act"] * act + p["ring"] * ring
+    canvas[0][win] += p["act"] * act + p["ring"] * ring  # red: F-actin
+    canvas[1][win] += p["tub"] * tub  # green: beta-tubulin
+    canvas[2][win] += p["dna"] * dna  # blue: DNA
 
 
 __all__ = ["DATASET", "MOA_CLASSES", "REAL_COUNTS", "IMAGE_SHAPE", "CHANNELS", "PHENOTYPES", "MoAImages",
-           "number_runs", "list_moa_files", "load_bbbc021", "check_moa_image", "read_ground_truth",
+           "number_runs", "list_moa_files", "load_bbbc021", "check_moa_image", "channel_summary", "read_ground_truth",
            "synthetic_counts", "make_synthetic"]

@@ -421,9 +421,12 @@ def test_process_only_mode_still_blocks_grader_files(tmp_path, notebooks):
     shutil.copy(ROOT / "build" / "autograder" / f"{LAB}-autograder.zip", stray)
     nbformat.write(_minimal(student, f"import zipfile\nprint(zipfile.ZipFile({str(stray)!r}).read('tests/q1_prepare.py'))\n"),
                    folder / f"strayzip_{LAB}.ipynb")
-    result = _grade(folder, out, sandbox=False, timeout=60)
+    # an honest notebook is not suspicious here: libraries start uname and fc-list themselves
+    nbformat.write(student, folder / f"untouched_{LAB}.ipynb")
+    result = _grade(folder, out, sandbox=False, timeout=120)
     rows = result["rows"]
     assert result["sandbox"] == "process only"
+    assert rows["untouched"]["status"] == "flagged" and "starting a program" not in rows["untouched"]["reason"]
     assert rows["writer"]["status"] == "suspicious" and "writing outside" in rows["writer"]["reason"]
     assert not (victim / "x.txt").exists()
     assert rows["reader"]["status"] == "suspicious", rows["reader"]

@@ -117,6 +117,41 @@ def set_limits(cfg: dict) -> None:
     signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a too-large write fails with EFBIG instead of killing
 
 
+# What libraries start on their own (platform.processor runs uname, matplotlib's font manager fc-list):
+# allowed without namespaces, but only the system's own copy, never a file the notebook could have written.
+HARMLESS_PROGRAMS = {"uname", "fc-list", "fc-match", "ldconfig", "nvidia-smi", "lscpu", "getconf", "locale"}
+SYSTEM_BIN = ("/usr/bin", "/bin", "/usr/sbin", "/sbin", "/usr/local/bin")
+
+
+def _program(event, args):
+    """Return the program an audited process-creation event starts (a full path when it can be told), or None."""
+    if event == "subprocess.Popen":
+        executable, argv, env = args[0], args[1], args[3]
+        if executable is None:
+            argv = argv.split() if isinstance(argv, (str, bytes)) else list(argv or [])
+            executable = argv[0] if argv else None
+        if not isinstance(executable, (str, bytes, os.PathLike)):
+            return None
+        executable = os.fsdecode(executable)
+        if os.path.isabs(executable) or os.sep in executable:
+            return executable
+        import shutil
+
+        search = env.get("PATH", env.get(b"PATH")) if isinstance(env, dict) else None
+        return shutil.which(executable, path=os.fsdecode(search) if search is not None else None)
+    if event in ("os.exec", "os.posix_spawn", "os.spawn"):
+        path = args[1] if event == "os.spawn" else args[0]
+        return os.fsdecode(path) if isinstance(path, (str, bytes, os.PathLike)) else None
+    return None  # fork, forkpty, system, pty.spawn: never harmless
+
+
+def _harmless(program) -> bool:
+    """Return True for the system's own copy of a program in ``HARMLESS_PROGRAMS`` (given by its full path)."""
+    if not program or not os.path.isabs(program):
+        return False
+    return os.path.basename(program) in HARMLESS_PROGRAMS and os.path.dirname(program) in SYSTEM_BIN
+
+
 def audit_hook_factory(cfg: dict, violations: list):
     """Return an audit hook that refuses (and records) protected reads and writes outside the writable roots."""
     writable = [os.path.realpath(p) for p in cfg["writable"]]
@@ -186,7 +221,9 @@ def audit_hook_factory(cfg: dict, violations: list):
         elif event in spawn_events:
             busy.on = True
             try:
-                refuse("starting a program (not allowed without the namespace sandbox)", str(args[0])[:200])
+                program = _program(event, args)
+                if not _harmless(program):
+                    refuse("starting a program (not allowed without the namespace sandbox)", str(program)[:200])
             finally:
                 busy.on = False
 

@@ -63,6 +63,21 @@ def filled_student_notebook(lab: str, root: Path, solution):
 # ------------------------------------------------------------------ corpus
 
 
+@pytest.fixture(autouse=True)
+def _no_hidden_tests_left(tmp_path):
+    """Remove every autograder zip and hidden-test folder a test wrote: a later grading run must find none."""
+    yield
+    remove_hidden_tests(tmp_path)
+
+
+def remove_hidden_tests(folder: Path) -> None:
+    for path in sorted(folder.rglob("*"), key=lambda p: -len(p.parts)):
+        if path.is_file() and path.name.endswith("-autograder.zip"):
+            path.unlink()
+        elif path.is_dir() and path.name in ("ag", "autograder", "instructors"):
+            shutil.rmtree(path, ignore_errors=True)
+
+
 @pytest.fixture(scope="module")
 def notebooks():
     """Return the released student notebook and the perfectly filled one."""
@@ -93,7 +108,7 @@ def _minimal(student, source):
     return nb
 
 
-def build_corpus(folder: Path, student, solution, victim: Path) -> dict[str, tuple]:
+def build_corpus(folder: Path, student, solution, victim: Path, home: Path) -> dict[str, tuple]:
     """Write the corpus into ``folder``; return ``{student id: (expected status, reason fragment)}``."""
     folder.mkdir(parents=True, exist_ok=True)
     expected = {}
@@ -155,6 +170,45 @@ def build_corpus(folder: Path, student, solution, victim: Path) -> dict[str, tup
     check.source = "pass  # grader.check takes too long"
     save("editedcheck", nb, "flagged", "check cell for q1_prepare was edited")
 
+    # ---- attacks on the grader itself (issue 17); none may score more than the honest notebook
+    forge = ("import json, os, sys\n"
+             "cfg = json.loads(sys.argv[-1])\n"
+             "fake = [{'name': q, 'cases': [{'case': f'{q} - {i}', 'name': 't', 'passed': True, 'message': ''}"
+             " for i in range(1, 9)], 'score': 1000, 'possible': 1} for q in ['q1_prepare', 'q2_cnn', 'q3_count',"
+             " 'q4_evaluate', 'q9_bonus']]\n"
+             "for msg in ({'event': 'executed', 'cells': [], 'violations': []},"
+             " {'event': 'results', 'questions': fake, 'violations': []}):\n"
+             "    os.write(cfg['ctl_fd'], (json.dumps(msg) + '\\n').encode())\n"
+             "os._exit(0)\n")
+    save("forgedpipe", _insert_after_setup(student, forge), "suspicious", "did not come from the worker")
+    noop = ("from cellkit import checks as c\n"
+            "for name in dir(c):\n"
+            "    if name.startswith('check'):\n"
+            "        setattr(c, name, lambda *a, **k: None)\n")
+    save("nochecks", _insert_after_setup(student, noop), "suspicious", "cellkit.checks.check_")
+    noop = ("import otter.test_files.exception_test as e\n"
+            "e.test_case.call_func = lambda self, env: None\n")
+    save("nootter", _insert_after_setup(student, noop), "suspicious", "exception_test.test_case.call_func")
+    nb = copy.deepcopy(student)
+    _answer(nb, "test_loss, test_accuracy").source = "test_loss, test_accuracy = 0.0, 0.99\ny_test = y_test[:0]\n"
+    save("ytest", nb, "flagged", "rebinds y_test")
+    nb = copy.deepcopy(student)
+    plain = next(c for c in _code(nb) if "load_digits(config)" in c.source)
+    plain.source += "\ny_test = y_test * 0\n"
+    save("plainedit", nb, "flagged", "not answer cells were edited")
+    nb = _minimal(student, "conv2_params = 18_496\n")
+    nb.metadata["cellkit"] = {"student_id": "perfect"}
+    nbformat.write(nb, folder / f"aaa_{LAB}.ipynb")  # sorts first; claims the perfect student's id
+    expected["aaa"] = ("flagged", "metadata says student 'perfect'")
+    secret = home / ".secret-notes"
+    save("readhome", _minimal(student, f"raise RuntimeError(open({str(secret)!r}).read())\n"),
+         "suspicious", "reading files outside the submission")
+    nb = _minimal(student, "conv2_params = 18_496\n")
+    nb.cells.append(nbformat.v4.new_markdown_cell("Caf\u00e9"))
+    data = nbformat.writes(nb).encode("utf-8").replace("Caf\u00e9".encode("utf-8"), "Caf\u00e9".encode("latin-1"))
+    (folder / f"latin1_{LAB}.ipynb").write_bytes(data)
+    expected["latin1"] = ("flagged", "not valid UTF-8: 1 byte(s) replaced")
+
     nb = copy.deepcopy(solution)
     for cell in _code(nb):
         cell.outputs = [nbformat.v4.new_output("stream", name="stdout", text="test accuracy: 0.99\n")]
@@ -173,19 +227,24 @@ def _grade(folder, out, **kwargs):
     return grading.grade(folder, LAB, out, **options)
 
 
-def test_corpus_gets_expected_statuses(tmp_path, notebooks):
+def test_corpus_gets_expected_statuses(tmp_path, notebooks, monkeypatch):
     student, solution = notebooks
     victim = tmp_path / "victim"
     victim.mkdir()
     (victim / "keep.txt").write_text("the instructor's file")
-    expected = build_corpus(tmp_path / "subs", student, solution, victim)
+    home = tmp_path / "home"  # the grader's home for this test: nothing in it may reach a student's feedback
+    home.mkdir()
+    (home / ".secret-notes").write_text("SECRET-7f3a: the instructor's own notes")
+    monkeypatch.setenv("HOME", str(home))
+    expected = build_corpus(tmp_path / "subs", student, solution, victim, home)
     result = _grade(tmp_path / "subs", tmp_path / "grades.csv")
     rows = result["rows"]
     table = {sid: (r["status"], r["total"], r["reason"][:90]) for sid, r in rows.items()}
     assert set(rows) == set(expected), table
-    for sid, (status, fragment) in expected.items():
-        assert rows[sid]["status"] == status, (sid, table[sid])
-        assert fragment in rows[sid]["reason"], (sid, rows[sid]["reason"])
+    wrong = {sid: (status, fragment, rows[sid]["status"], rows[sid]["reason"][:300])
+             for sid, (status, fragment) in expected.items()
+             if rows[sid]["status"] != status or fragment not in rows[sid]["reason"]}
+    assert not wrong, wrong
     assert rows["perfect"]["total"] == rows["perfect"]["possible"] == 9.0, rows["perfect"]
     assert rows["untouched"]["total"] == 0.0
     assert rows["renamed"]["q1_prepare"] == 0.0
@@ -201,6 +260,15 @@ def test_corpus_gets_expected_statuses(tmp_path, notebooks):
     assert "hidden test" in feedback and "public test" in feedback and "not defined yet" in feedback
     assert "9 / 9" in (tmp_path / "grades-feedback" / "perfect.md").read_text()
     assert "needs a person's look" in result["summary"]
+    # attacks on the grader: never more than the honest score (0 for these), never ok
+    for sid in ("forgedpipe", "nochecks", "nootter", "plainedit", "readhome"):
+        assert rows[sid]["total"] == 0.0, (sid, rows[sid])
+    assert rows["ytest"]["total"] <= 1.0  # only q4's public range check: 0.99 is a fraction
+    assert rows["aaa"]["total"] == rows["latin1"]["total"] > 0  # graded, not zeroed: q3's public test passes
+    assert rows["perfect"]["file"] == f"perfect_{LAB}.ipynb"  # the victim keeps its id and its grade
+    feedback = "".join(p.read_text() for p in (tmp_path / "grades-feedback").glob("*.md"))
+    assert "SECRET-7f3a" not in feedback
+    assert "def test_" not in feedback and "hidden=True" not in feedback  # no test source, forged or not
     # a re-run grades nothing again
     again = _grade(tmp_path / "subs", tmp_path / "grades.csv")
     assert again["graded"] == 0 and again["rows"].keys() == rows.keys()
@@ -245,19 +313,24 @@ def test_gradebook_survives_a_killed_grader(tmp_path, notebooks):
     final = grading.read_gradebook(out)
     for sid, row in first.items():
         assert final[sid]["seconds"] == row["seconds"], "a graded row must not be graded again"
+    # the killed grader's copies of the submissions were removed by the next run
+    left = [p.name for p in Path(tempfile.gettempdir()).glob(f"cellkit-*-{grader.pid}-*")]
+    assert not left, left
 
 
 # ------------------------------------------------------------------ fast unit tests
 
 
-def test_student_ids_from_file_names_folders_and_metadata(tmp_path):
+def test_student_ids_from_file_and_folder_names_never_metadata(tmp_path):
     root = tmp_path
     (root / "Doe Jane_123_assignsubmission_file_").mkdir()
     assert grading.student_id(root / "alice_01_mnist.ipynb", root, LAB) == "alice"
     assert grading.student_id(root / "bob-lab01_mnist.ipynb", root, LAB) == "bob"
     assert grading.student_id(root / "Doe Jane_123_assignsubmission_file_" / "01_mnist.ipynb", root, LAB) == \
         "Doe_Jane_123_assignsubmission_file"
-    assert grading.student_id(root / "x.ipynb", root, LAB, {"metadata": {"cellkit": {"student_id": "s42"}}}) == "s42"
+    # the metadata is the student's to edit: it is read (to flag a mismatch), never used as the id
+    assert grading.student_id(root / "x_01_mnist.ipynb", root, LAB) == "x"
+    assert grading.metadata_id({"metadata": {"cellkit": {"student_id": "s42"}}}) == "s42"
 
 
 def test_structure_checks_name_what_changed(notebooks):
@@ -277,6 +350,10 @@ def test_code_scan_and_invalid_notebooks():
     assert "ctypes" in found and "frames" in found
     assert grading.read_notebook(b"\x89PNG\r\n\x1a\n\x00")[1].startswith("not a notebook")
     assert "invalid JSON" in grading.read_notebook(b"{")[1]
+    nb, problem, notes = grading.read_notebook(nbformat.writes(nbformat.v4.new_notebook(
+        cells=[nbformat.v4.new_markdown_cell("Caf\u00e9")])).encode().replace(b"\xc3\xa9", b"\xe9"))
+    assert nb is not None and problem is None and "1 byte(s) replaced" in notes[0]
+    assert "Caf\ufffd" in nb.cells[0].source
 
 
 def test_gradebook_rows_are_unique_and_atomic(tmp_path):
@@ -329,9 +406,67 @@ def test_process_only_mode_still_blocks_grader_files(tmp_path, notebooks):
     nbformat.write(_minimal(student, "from cellkit.course import repo_root\n"
                                     "print((repo_root() / 'solutions' / '01_mnist' / '01_mnist.ipynb').read_text())"),
                    folder / f"reader_{LAB}.ipynb")
-    result = _grade(folder, tmp_path / "grades.csv", sandbox=False, timeout=60)
+    # --no-sandbox attacks of issue 17: programs started (a late gradebook rewrite, grep on the solutions),
+    # a stray autograder zip read with open()
+    out = tmp_path / "grades.csv"
+    late = f"sleep 3; echo 'spawner,x,ok,,9,9,9,0,x' >> {out}"
+    nbformat.write(_minimal(student, "import subprocess\n"
+                                    f"subprocess.Popen(['sh', '-c', {late!r}], start_new_session=True)\n"),
+                   folder / f"spawner_{LAB}.ipynb")
+    nbformat.write(_minimal(student, "import subprocess\nfrom cellkit.course import repo_root\n"
+                                    "print(subprocess.run(['grep', '-r', 'hidden=True', str(repo_root())],"
+                                    " capture_output=True, text=True).stdout)\n"), folder / f"grep_{LAB}.ipynb")
+    stray = tmp_path / "stray" / f"{LAB}-autograder.zip"
+    stray.parent.mkdir()
+    shutil.copy(ROOT / "build" / "autograder" / f"{LAB}-autograder.zip", stray)
+    nbformat.write(_minimal(student, f"import zipfile\nprint(zipfile.ZipFile({str(stray)!r}).read('tests/q1_prepare.py'))\n"),
+                   folder / f"strayzip_{LAB}.ipynb")
+    # an honest notebook is not suspicious here: libraries start uname and fc-list themselves
+    nbformat.write(student, folder / f"untouched_{LAB}.ipynb")
+    result = _grade(folder, out, sandbox=False, timeout=120)
     rows = result["rows"]
     assert result["sandbox"] == "process only"
+    assert rows["untouched"]["status"] == "flagged" and "starting a program" not in rows["untouched"]["reason"]
     assert rows["writer"]["status"] == "suspicious" and "writing outside" in rows["writer"]["reason"]
     assert not (victim / "x.txt").exists()
     assert rows["reader"]["status"] == "suspicious", rows["reader"]
+    for sid in ("spawner", "grep"):
+        assert rows[sid]["status"] == "suspicious" and "starting a program" in rows[sid]["reason"], rows[sid]
+    assert rows["strayzip"]["status"] == "suspicious" and "reading grader files" in rows["strayzip"]["reason"]
+    feedback = "".join(p.read_text() for p in (tmp_path / "grades-feedback").glob("*.md"))
+    assert "hidden=True" not in feedback and "def test_" not in feedback
+    time.sleep(4)  # a process that outlived its worker would rewrite the gradebook now
+    assert grading.read_gradebook(out)["spawner"]["status"] == "suspicious"
+    assert sum(1 for line in out.read_text().splitlines() if line.startswith("spawner,")) == 1
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="child subreaper is Linux only")
+def test_no_sandbox_kills_processes_that_left_their_group(tmp_path):
+    """An orphan in a session of its own (what a submission can start) is killed before the next row."""
+    from cellkit.course.grading.sandbox import Context
+
+    ctx = Context(LAB, {}, {}, {}, fast=True, source=None, timeout=1, cell_timeout=1, test_timeout=1,
+                  memory_limit=1, sandbox=False, protected=[], rw=[], threads=1, feedback_dir=tmp_path,
+                  keep_scratch=False)
+    marker = tmp_path / "late.txt"
+    spawn = ("import subprocess, sys; "
+             "subprocess.Popen(['sh', '-c', 'sleep 3; echo late > ' + sys.argv[1]], start_new_session=True)")
+    subprocess.run([sys.executable, "-c", spawn, str(marker)], check=True)  # the parent exits at once
+    time.sleep(0.5)
+    assert ctx.reap_strays(), "the orphan should have become the grader's child"
+    time.sleep(3.5)
+    assert not marker.exists()
+
+
+def test_stale_grading_copies_are_removed_but_live_ones_kept(tmp_path):
+    from cellkit.course.grading.sandbox import clean_stale_copies
+
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    (tmp_path / f"cellkit-grade-{dead.pid}-abc").mkdir()
+    (tmp_path / f"cellkit-submissions-{dead.pid}-abc").mkdir()
+    (tmp_path / f"cellkit-grade-{os.getpid()}-abc").mkdir()
+    (tmp_path / "cellkit-test-data-xyz").mkdir()
+    removed = {p.name for p in clean_stale_copies(tmp_path)}
+    assert removed == {f"cellkit-grade-{dead.pid}-abc", f"cellkit-submissions-{dead.pid}-abc"}
+    assert sorted(p.name for p in tmp_path.iterdir()) == [f"cellkit-grade-{os.getpid()}-abc", "cellkit-test-data-xyz"]

@@ -44,18 +44,20 @@ from cellkit.atomic import sha256, write_text
 from cellkit.config import get_config
 from cellkit.course import setup_cell
 from cellkit.course.autograder import ensure as ensure_autograder
+from cellkit.course.autograder import parse as parse_tests
 from cellkit.course.autograder import question_points
 from cellkit.course.autograder import tests as autograder_tests
 from cellkit.course.grading.gradebook import read_gradebook, summary, write_gradebook
-from cellkit.course.grading.sandbox import Context, execute, sandbox_available
+from cellkit.course.grading.sandbox import (TEMP_PREFIX, Context, clean_stale_copies, execute, private_paths,
+                                            sandbox_available)
 from cellkit.course.grading.scoring import (PRIORITY, STATUSES, cell_reasons, empty_row, feedback_text, finish_row,
-                                            process_reasons)
-from cellkit.course.grading.submissions import (compare_with_release, find_submissions, lab_of, read_notebook,
-                                                scan_code, student_id, unpack)
+                                            process_reasons, score, secret_lines)
+from cellkit.course.grading.submissions import (compare_with_release, find_submissions, lab_of, metadata_id,
+                                                read_notebook, scan_code, student_id, unpack)
 from cellkit.course.layout import PACKAGE_DIR, Layout, course_version, resolve_labs
 
 __all__ = ["grade", "grade_submission", "STATUSES", "PRIORITY", "read_gradebook", "write_gradebook", "summary",
-           "student_id", "compare_with_release", "scan_code", "read_notebook", "find_submissions",
+           "student_id", "metadata_id", "compare_with_release", "scan_code", "read_notebook", "find_submissions",
            "sandbox_available"]
 
 
@@ -80,7 +82,7 @@ def _run(nb, ctx: Context, sid: str) -> dict:
     for cell in clean.cells:
         if cell.cell_type == "code":
             cell.outputs, cell.execution_count = [], None
-    with tempfile.TemporaryDirectory(prefix="cellkit-grade-") as tmp:
+    with tempfile.TemporaryDirectory(prefix=f"{TEMP_PREFIX}grade-{os.getpid()}-") as tmp:
         scratch = Path(tmp) / "work"
         scratch.mkdir()
         events = execute(ctx, nbformat.writes(clean).encode(), scratch)
@@ -95,20 +97,24 @@ def grade_submission(path: Path, ctx: Context, sid: str) -> tuple[dict, str]:
     """Return ``(gradebook row, feedback Markdown)`` for one submitted file."""
     data = path.read_bytes()
     row = empty_row(sid, path.name, ctx.points, sha256(data))
-    nb, problem = (None, "not a notebook: the file name does not end in .ipynb") if path.suffix != ".ipynb" \
-        else read_notebook(data)
+    nb, problem, notes = (None, "not a notebook: the file name does not end in .ipynb", []) \
+        if path.suffix != ".ipynb" else read_notebook(data)
     questions, cells = [], []
+    reasons = [("flagged", n) for n in notes]
     if nb is None:
-        reasons = [("invalid", problem)]
+        reasons.append(("invalid", problem))
     elif lab_of(nb) not in (None, ctx.lab):
-        reasons = [("wrong_lab", f"this notebook is lab {lab_of(nb)}, not {ctx.lab}")]
+        reasons.append(("wrong_lab", f"this notebook is lab {lab_of(nb)}, not {ctx.lab}"))
     else:
-        reasons = _static_reasons(nb, ctx)
+        reasons += _static_reasons(nb, ctx)
         events = _run(nb, ctx, sid)
         row["seconds"] = events["seconds"]
         cells = events.get("executed", {}).get("cells", [])
-        questions = events.get("results", {}).get("questions", [])
-        reasons += cell_reasons(cells, nb) + process_reasons(events, questions)
+        questions, score_reasons = score(ctx.test_files, events.get("results", {}).get("questions"), ctx.secrets)
+        n_code = sum(c.cell_type == "code" for c in nb.cells)
+        reasons += score_reasons + cell_reasons(cells, nb, ctx.secrets) + process_reasons(events, questions, n_code)
+        if "results" not in events:
+            questions = []  # no honest results: every question scores 0
     finish_row(row, questions, reasons)
     return row, feedback_text(row, questions, cells, ctx.lab)
 
@@ -132,25 +138,33 @@ def _default_workers(memory_limit: float) -> int:
     return max(1, min(os.cpu_count() or 1, int(free // max(memory_limit, 1.0)) or 1))
 
 
-def _plan(files: list[Path], folder: Path, lab: str, rows: dict, regrade: bool) -> list[tuple[str, Path, bool]]:
-    """Return ``(student id, file, renamed)`` for each file to grade: new, changed, or ``regrade``."""
+def _plan(files: list[Path], folder: Path, lab: str, rows: dict, regrade: bool) -> list[tuple[str, Path, list]]:
+    """Return ``(student id, file, notes)`` for each file to grade: new, changed, or ``regrade``.
+
+    The id comes from the file or folder name only; a notebook whose metadata claims another id is graded
+    under its file's id and flagged, and so is a second file that maps to an id already taken.
+    """
     jobs, ids = [], {}
     for path in files:
-        nb_meta = None
+        sid, notes = student_id(path, folder, lab), []
+        claimed = None
         if path.suffix == ".ipynb":
             try:
-                nb_meta = json.loads(path.read_bytes().decode("utf-8-sig"))
-            except (ValueError, UnicodeDecodeError):
-                nb_meta = None
-        sid = student_id(path, folder, lab, nb_meta)
+                claimed = metadata_id(json.loads(path.read_bytes().decode("utf-8-sig", errors="replace")))
+            except ValueError:
+                claimed = None
+        if claimed and claimed != sid:
+            notes.append(f"the notebook's metadata says student {claimed!r}, its file name {sid!r}: graded as {sid!r}")
         base, n = sid, 2
         while sid in ids:
             sid, n = f"{base}-{n}", n + 1
+        if sid != base:
+            notes.append("two files map to the same student id")
         ids[sid] = path
         old = rows.get(sid)
         if old and not regrade and old.get("sha256") == sha256(path) and old.get("status") != "error":
             continue
-        jobs.append((sid, path, base != sid))
+        jobs.append((sid, path, notes))
     return jobs
 
 
@@ -160,7 +174,7 @@ def _run_jobs(jobs, ctx: Context, rows: dict, out: Path, workers: int, verbose: 
     questions = list(ctx.points)
 
     def one(job):
-        sid, path, renamed = job
+        sid, path, notes = job
         try:
             row, text = grade_submission(path, ctx, sid)
         except Exception as exc:  # noqa: BLE001 - one bad submission never aborts the batch
@@ -169,10 +183,11 @@ def _run_jobs(jobs, ctx: Context, rows: dict, out: Path, workers: int, verbose: 
             text = feedback_text(row, [], [], ctx.lab)
         if ctx.stopping:  # interrupted: this row is not a grade; the next run grades it
             return None
-        if renamed:
-            row["reason"] = "; ".join(x for x in [row["reason"], "two files map to the same student id"] if x)
+        if notes:
+            row["reason"] = "; ".join(x for x in [row["reason"], *notes] if x)
             if row["status"] == "ok":
                 row["status"] = "flagged"
+        ctx.reap_strays()  # without namespaces: no process of a submission outlives its row
         write_text(ctx.feedback_dir / f"{sid}.md", text)
         with lock:
             rows[sid] = row
@@ -257,7 +272,10 @@ def grade(submissions, lab, out, *, workers: int | None = None, timeout: float =
     tests = autograder_tests(zip_path)
     points = question_points(tests)
     sandbox = sandbox_available() if sandbox is None else sandbox
-    with tempfile.TemporaryDirectory(prefix="cellkit-submissions-") as unpacked:
+    removed = clean_stale_copies()
+    if removed and verbose:
+        print(f"removed {len(removed)} grading copies left in {tempfile.gettempdir()} by a killed run", flush=True)
+    with tempfile.TemporaryDirectory(prefix=f"{TEMP_PREFIX}submissions-{os.getpid()}-") as unpacked:
         folder = unpack(submissions, Path(unpacked)) if submissions.is_file() else submissions
         files = find_submissions(folder, skip=[out])
         if out.parent == folder or folder in out.parents:
@@ -269,7 +287,9 @@ def grade(submissions, lab, out, *, workers: int | None = None, timeout: float =
                       tests, points, fast=fast, source=source, timeout=timeout,
                       cell_timeout=cell_timeout or timeout, test_timeout=test_timeout,
                       memory_limit=int(memory_limit * 2**30), sandbox=bool(sandbox), protected=protected,
-                      rw=[data_dir], threads=1, feedback_dir=feedback_dir, keep_scratch=keep_logs)
+                      rw=[data_dir], threads=1, feedback_dir=feedback_dir, keep_scratch=keep_logs,
+                      private=private_paths())
+        ctx.test_files, ctx.secrets = parse_tests(tests), secret_lines(tests)
         ctx.released = nbformat.read(layout.student_notebook(lab), as_version=4)
         rows = read_gradebook(out)
         jobs = _plan(files, folder, lab, rows, regrade)
@@ -284,9 +304,14 @@ def grade(submissions, lab, out, *, workers: int | None = None, timeout: float =
                       flush=True)
         feedback_dir.mkdir(parents=True, exist_ok=True)
         if jobs:
-            _run_jobs(jobs, ctx, rows, out, workers, verbose)
-        elif not out.exists():
-            write_gradebook(out, rows, list(points))
+            try:
+                _run_jobs(jobs, ctx, rows, out, workers, verbose)
+            finally:
+                ctx.close()
+        else:
+            ctx.close()
+            if not out.exists():
+                write_gradebook(out, rows, list(points))
     text = summary(rows, sum(points.values()))
     seconds = time.perf_counter() - t0
     if verbose:

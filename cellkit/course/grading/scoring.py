@@ -6,7 +6,7 @@ A row's ``status`` is the most serious of the reasons found (:data:`STATUSES`, i
 
 from __future__ import annotations
 
-import signal
+import copy
 
 STATUSES = {
     "ok": "graded; nothing unusual",
@@ -31,11 +31,68 @@ def empty_row(sid: str, file: str, points: dict[str, float], sha: str) -> dict:
             "possible": sum(points.values()), "seconds": 0.0, "sha256": sha, **{q: 0.0 for q in points}}
 
 
-def cell_reasons(cells: list[dict], nb) -> list[tuple[str, str]]:
+WITHHELD = "(message withheld: it quotes the grader's tests)"
+
+
+def secret_lines(tests: dict[str, str]) -> set[str]:
+    """Return the lines of the test sources long enough to recognise when a message quotes them."""
+    return {line.strip() for source in tests.values() for line in source.splitlines() if len(line.strip()) >= 16}
+
+
+def clean_message(text, secrets: set[str]) -> str:
+    """Return ``text`` as the feedback may show it: a string, bounded, and never quoting the tests."""
+    text = str(text)[:1500]
+    return WITHHELD if any(line in text for line in secrets) else text
+
+
+def score(test_files: dict, reported, secrets: set[str]) -> tuple[list[dict], list[tuple[str, str]]]:
+    """Return ``(questions, reasons)``: each question scored by otter from which of the autograder's own test
+    cases passed, clamped to its points.
+
+    The worker only says which test case passed; the questions, the test cases, their names, whether they
+    are hidden and their points all come from the autograder zip.  A case the worker did not report failed;
+    a question or case the autograder does not have is ignored and makes the row ``suspicious``.
+    """
+    from otter.test_files.abstract_test import TestCaseResult
+
+    reasons, by_name = [], {}
+    for q in reported if isinstance(reported, list) else []:
+        name = q.get("name") if isinstance(q, dict) else None
+        if name in test_files and name not in by_name:
+            by_name[name] = {c.get("case"): c for c in q.get("cases", []) if isinstance(c, dict)}
+        else:
+            reasons.append(("suspicious", f"the worker reported a question the autograder does not have or twice: "
+                                          f"{str(name)[:60]!r}"))
+    questions = []
+    for name, tf in test_files.items():
+        got, results, cases = by_name.get(name, {}), [], []
+        for extra in sorted(set(got) - {tc.name for tc in tf.test_cases}, key=str):
+            reasons.append(("suspicious", f"the worker reported a test case the autograder does not have: "
+                                          f"{str(extra)[:60]!r}"))
+        for tc in tf.test_cases:
+            c = got.get(tc.name)
+            passed = bool(c) and c.get("passed") is True
+            message = "" if passed else clean_message(c.get("message", "") if c else "the test did not run", secrets)
+            missing = [m for m in (c.get("missing", []) if c else []) if isinstance(m, str) and m.isidentifier()]
+            results.append(TestCaseResult(test_case=tc, message=message, passed=passed))
+            cases.append({"name": getattr(tc.body.test_func, "__name__", tc.name), "hidden": bool(tc.hidden),
+                          "passed": passed, "message": message, "missing": missing})
+        scored = copy.copy(tf)  # the parsed files are shared by the threads: never set results on them
+        scored.test_case_results = results
+        possible = float(tf.possible)
+        questions.append({"name": name, "score": max(0.0, min(possible, float(scored.score))), "possible": possible,
+                          "cases": cases})
+    if any(m == WITHHELD for q in questions for m in (c["message"] for c in q["cases"])):
+        reasons.append(("suspicious", "a test's message quoted the grader's tests (withheld from the feedback)"))
+    return questions, reasons
+
+
+def cell_reasons(cells: list[dict], nb, secrets: set[str] = frozenset()) -> list[tuple[str, str]]:
     """Return the reasons the executed cells give: time-outs, memory errors, the first cell that raised."""
     reasons, failed = [], []
     code_cells = [c for c in nb.cells if c.cell_type == "code"]
     for c in cells:
+        c["error"] = clean_message(c.get("error", ""), secrets)
         where = f"code cell {c['number']}"
         stored = code_cells[c["number"] - 1] if c["number"] - 1 < len(code_cells) else None
         ran_before = stored is not None and stored.get("execution_count") and not any(
@@ -53,27 +110,44 @@ def cell_reasons(cells: list[dict], nb) -> list[tuple[str, str]]:
     return reasons
 
 
-def process_reasons(events: dict, questions: list[dict]) -> list[tuple[str, str]]:
-    """Return the reasons the worker process gives: blocked accesses, tampering, a crash, no results."""
+def process_reasons(events: dict, questions: list[dict], n_code_cells: int) -> list[tuple[str, str]]:
+    """Return the reasons the worker process gives: forged or missing messages, blocked accesses, tampering,
+    a crash, an early exit, a cell count that disagrees with the notebook."""
     reasons = []
-    violations = (events.get("results") or events.get("executed") or {}).get("violations", [])
-    for v in violations:
-        reasons.append(("suspicious", f"blocked {v['kind']}: {v['path']}"))
+    executed, results = events.get("executed"), events.get("results")
+    violations = (results or executed or {}).get("violations", [])
+    for v in violations if isinstance(violations, list) else []:
+        if isinstance(v, dict):
+            reasons.append(("suspicious", f"blocked {str(v.get('kind'))[:120]}: {str(v.get('path'))[:200]}"))
+    restored = sorted({str(r)[:120] for e in (executed, results) if e for r in e.get("restored", [])})
+    if restored:
+        reasons.append(("suspicious", "the code replaced parts of the grading machinery (put back before the "
+                                      f"hidden tests ran): {', '.join(restored[:6])}"))
+    if events.get("forged"):
+        reasons.append(("suspicious", f"{events['forged']} message(s) on the grader's pipe did not come from the "
+                                      "worker (forged or garbled): ignored"))
     if events.get("tampered"):
         reasons.append(("suspicious", events["tampered"]))
+    if executed is not None and len(executed.get("cells", [])) != n_code_cells:
+        reasons.append(("suspicious", f"the worker reported {len(executed.get('cells', []))} code cells, the "
+                                      f"notebook has {n_code_cells}"))
     if "fatal" in events:
-        reasons.append(("error", events["fatal"]["error"]))
-    elif not questions:
+        reasons.append(("error", str(events["fatal"].get("error"))[:300]))
+    elif results is None:
         started = events["cells_started"][-1] if events["cells_started"] else None
-        at = f" during code cell {started}" if started and "executed" not in events else " while the tests ran"
+        at = f" during code cell {started}" if started and executed is None else " while the tests ran"
         rc = events.get("returncode")
         if events.get("killed"):
             reasons.append(("timeout", f"{events['killed']}{at}"))
-        elif rc in (-9, 137, -signal.SIGSEGV, 139) or (rc is not None and rc < 0):
+        elif rc in (-9, 137) or (rc is not None and rc < 0):
             reasons.append(("out_of_memory" if rc in (-9, 137) else "error",
                             f"the process died (exit {rc}){at}: memory, a crash or os._exit"))
+        elif events.get("forged"):
+            reasons.append(("suspicious", f"the process ended (exit {rc}){at} after writing forged messages: "
+                                          "no test ran"))
         else:
-            reasons.append(("error", f"no test results (exit {rc}){at}; see the worker log"))
+            reasons.append(("error", f"no test results (exit {rc}){at}: the notebook ended the process early "
+                                     "(os._exit, sys.exit in a thread...) or the worker failed; see the worker log"))
     missing = sorted({m for q in questions for c in q["cases"] for m in c.get("missing", [])})
     if missing:
         reasons.append(("flagged", f"names the tests need are not defined: {', '.join(missing)} (renamed or deleted?)"))

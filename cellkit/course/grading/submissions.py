@@ -5,6 +5,7 @@ Everything here looks at the submitted file only; nothing runs the student's cod
 
 from __future__ import annotations
 
+import ast
 import json
 import re
 import warnings
@@ -45,16 +46,13 @@ def find_submissions(folder: Path, skip=()) -> list[Path]:
     return out
 
 
-def student_id(path: Path, root: Path, lab: str, nb=None) -> str:
-    """Return the student's identifier: notebook metadata ``cellkit.student_id``, else the file or folder name.
+def student_id(path: Path, root: Path, lab: str) -> str:
+    """Return the student's identifier from the file or folder name, never from the notebook's content.
 
     LMS exports name files ``<student>_<...>_01_mnist.ipynb`` or put ``01_mnist.ipynb`` in a folder per
-    student; the lab's own name is stripped so that ``alice_01_mnist.ipynb`` gives ``alice``.
+    student; the lab's own name is stripped so that ``alice_01_mnist.ipynb`` gives ``alice``.  The metadata
+    of a notebook is the student's to edit, so it never decides who gets the grade (see :func:`metadata_id`).
     """
-    if nb is not None:
-        meta = nb.get("metadata", {}).get("cellkit", {}) if isinstance(nb, dict) else {}
-        if isinstance(meta, dict) and meta.get("student_id"):
-            return _safe_id(str(meta["student_id"]))
     rel = path.relative_to(root)
     stem = path.stem
     number = lab.split("_", 1)[0]
@@ -62,6 +60,13 @@ def student_id(path: Path, root: Path, lab: str, nb=None) -> str:
     if (not short or short == stem and stem.lower().startswith(number)) and len(rel.parts) > 1:
         return _safe_id(rel.parts[-2])
     return _safe_id(short or stem)
+
+
+def metadata_id(raw) -> str | None:
+    """Return the id a notebook's metadata claims (``cellkit.student_id``), or None: compared, never trusted."""
+    meta = raw.get("metadata", {}) if isinstance(raw, dict) else {}
+    meta = meta.get("cellkit", {}) if isinstance(meta, dict) else {}
+    return _safe_id(str(meta["student_id"])) if isinstance(meta, dict) and meta.get("student_id") else None
 
 
 def lab_of(nb) -> str | None:
@@ -108,7 +113,7 @@ def compare_with_release(nb, released) -> list[str]:
              and c.source.strip()]
     sources = [c.source.strip() for c in nb.cells]
     ids = [c.get("id") for c in nb.cells]
-    positions, missing, duplicated = [], [], []
+    positions, missing, duplicated, edited = [], [], [], []
     for i, rc in fixed:
         src = rc.source.strip()
         count = sources.count(src)
@@ -118,7 +123,9 @@ def compare_with_release(nb, released) -> list[str]:
         if count:
             positions.append(sources.index(src))
         elif rc.get("id") in ids:
-            positions.append(ids.index(rc.get("id")))  # edited in place: fine for a plain cell
+            positions.append(ids.index(rc.get("id")))  # edited in place: fine for text, not for code
+            if rc.cell_type == "code":
+                edited.append(i)
         else:
             missing.append(i)
 
@@ -133,6 +140,10 @@ def compare_with_release(nb, released) -> list[str]:
         notes.append(f"{len(duplicated)} cell(s) duplicated: " + ", ".join(label(i) for i in duplicated[:3]))
     if positions != sorted(positions):
         notes.append("cells were reordered")
+    if edited:
+        notes.append(f"{len(edited)} code cell(s) of the release that are not answer cells were edited: "
+                     + ", ".join(label(i) for i in edited[:3]) + (" ..." if len(edited) > 3 else ""))
+    notes += reassigned_names(nb, released)
     seen_ids = [x for x in ids if x]
     if len(seen_ids) != len(set(seen_ids)) and not duplicated:
         notes.append("cells were duplicated (repeated cell ids)")
@@ -142,6 +153,54 @@ def compare_with_release(nb, released) -> list[str]:
         return [f"outputs only: {len(empty_with_output)} code cells have outputs but no code, so they cannot be "
                      "re-executed; the grade comes from re-execution (stored outputs are never trusted): look at the "
                      "outputs by hand"]
+    return notes
+
+
+def _assigned(source: str) -> set[str]:
+    """Return the names a cell binds at its top level (assignments, for targets, definitions; not imports)."""
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:
+        return set()
+    names, todo = set(), list(tree.body)
+    while todo:
+        node = todo.pop()
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            names.add(node.name)
+            continue
+        if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
+            names.add(node.id)
+        todo.extend(ast.iter_child_nodes(node))
+    return names
+
+
+def reassigned_names(nb, released) -> list[str]:
+    """Return, in words, each cell that rebinds a name the release defines in a cell that is not an answer cell.
+
+    The tests read names such as ``y_test`` from the notebook; ``y_test = predictions`` in an answer cell
+    (or in a cell of the student's own) would make a test compare the model with itself.
+    """
+    def is_answer(cell):
+        return "otter_answer_cell" in cell.metadata.get("tags", [])
+
+    fixed_sources = {c.source.strip() for c in released.cells if c.cell_type == "code" and not is_answer(c)}
+    owned = {}
+    for i, cell in enumerate(c for c in released.cells if c.cell_type == "code"):
+        if not is_answer(cell):
+            for name in _assigned(cell.source):
+                owned.setdefault(name, i + 1)
+    for cell in released.cells:
+        if cell.cell_type == "code" and is_answer(cell):
+            for name in _assigned(cell.source):
+                owned.pop(name, None)
+    notes = []
+    for number, cell in enumerate((c for c in nb.cells if c.cell_type == "code"), start=1):
+        if cell.source.strip() in fixed_sources:
+            continue
+        hit = sorted(n for n in _assigned(cell.source) & set(owned) if not n.startswith("_"))
+        if hit:
+            notes.append(f"code cell {number} rebinds {', '.join(hit[:4])}, which the release defines in its code "
+                         f"cell {owned[hit[0]]}: the tests may read {'them' if len(hit) > 1 else 'it'}")
     return notes
 
 
@@ -160,25 +219,32 @@ def scan_code(nb) -> list[str]:
 
 
 def read_notebook(data: bytes):
-    """Return ``(notebook, None)`` or ``(None, reason)`` for the bytes of a submitted file."""
+    """Return ``(notebook, None, notes)`` or ``(None, reason, notes)`` for the bytes of a submitted file.
+
+    Bytes that are not UTF-8 (a Latin-1 accent typed in an editor) are replaced by U+FFFD and noted: the
+    notebook is graded, not zeroed.  A file that is mostly not text stays ``invalid``.
+    """
     import nbformat
 
+    text = data.decode("utf-8-sig", errors="replace")
+    bad = text.count("\ufffd") - data.decode("utf-8-sig", errors="ignore").count("\ufffd")
+    notes = [f"the file is not valid UTF-8: {bad} byte(s) replaced by U+FFFD, then graded"] if bad else []
     try:
-        raw = json.loads(data.decode("utf-8-sig"))
-    except UnicodeDecodeError:
-        return None, "not a notebook: the file is not UTF-8 text (binary file?)"
+        raw = json.loads(text)
     except ValueError as exc:
-        return None, f"invalid JSON ({exc}): not a Jupyter notebook, or a truncated download"
+        if bad:
+            return None, "not a notebook: the file is not UTF-8 text (binary file?)", notes
+        return None, f"invalid JSON ({exc}): not a Jupyter notebook, or a truncated download", notes
     if not isinstance(raw, dict) or "cells" not in raw or "nbformat" not in raw:
-        return None, "valid JSON but not a Jupyter notebook (no 'cells' / 'nbformat')"
+        return None, "valid JSON but not a Jupyter notebook (no 'cells' / 'nbformat')", notes
     try:
         with warnings.catch_warnings():  # repeated cell ids are reported by compare_with_release, in words
             warnings.simplefilter("ignore")
             nb = nbformat.reads(json.dumps(raw), as_version=4)
             nbformat.validate(nb)
     except Exception as exc:  # noqa: BLE001 - nbformat raises several kinds
-        return None, f"not a valid Jupyter notebook: {str(exc).splitlines()[0][:200]}"
-    return nb, None
+        return None, f"not a valid Jupyter notebook: {str(exc).splitlines()[0][:200]}", notes
+    return nb, None, notes
 
 
 def unpack(submissions: Path, into: Path) -> Path:

@@ -487,6 +487,16 @@ def test_offline_vit_says_random_weights(monkeypatch):
     assert backbone.output_shape == (None, 5, 16)
 
 
+def test_vit_features_are_the_class_token_of_grey_images_repeated_to_rgb():
+    backbone = _small_vit(64)
+    rng = np.random.default_rng(3)
+    images = rng.random((5, 64, 64)).astype("float32")
+    feats = cm.vit_features(backbone, images, batch_size=4)  # the last batch (1 image) is padded, then cut
+    assert feats.shape == (5, 16)
+    rgb = np.repeat(images[..., None], 3, axis=-1) * 2.0 - 1.0  # grey -> RGB, [0, 1] -> [-1, 1]
+    np.testing.assert_allclose(feats, np.asarray(backbone(rgb))[:, 0, :], rtol=1e-4, atol=1e-5)
+
+
 @pytest.mark.parametrize("kind", ["wide", "deeper", "mlp256"])
 def test_branch_computes_the_standalone_model(kind):
     size = 40

@@ -471,16 +471,36 @@ class BranchEarlyStopping(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         losses = _branch_losses(predict_branches(self.model, self.source, self.samples), self.labels)
         self.epochs_run = epoch + 1
+        improved = [k for k, loss in enumerate(losses) if loss < self.best[k]]
+        # ViT heads: read the stacked (K, ...) weights once per epoch, not once per improved branch
+        # (branch_weights copies every branch's kernel to return one: K branches made it K^2)
+        stacked = None
+        if improved and _branch_model(self.model, 0) is None:
+            stacked = [w for layer in _dense_layers(self.model) for w in layer.get_weights()]
         for k, loss in enumerate(losses):
-            if loss < self.best[k]:
+            if k in improved:
                 self.best[k], self.best_epoch[k], self.wait[k] = loss, epoch + 1, 0
-                self.best_weights[k] = branch_weights(self.model, k)
+                self.best_weights[k] = ([w[k].copy() for w in stacked] if stacked is not None
+                                        else branch_weights(self.model, k))
             else:
                 self.wait[k] += 1
         if np.all(self.wait >= self.patience):
             self.model.stop_training = True
 
     def on_train_end(self, logs=None):
+        if _branch_model(self.model, 0) is None:  # ViT heads: write all branches' best weights in one go
+            layers = _dense_layers(self.model)
+            current = [layer.get_weights() for layer in layers]
+            for k, best in enumerate(self.best_weights):
+                if best is None:
+                    continue
+                flat = iter(best)
+                for arrays in current:
+                    for w in arrays:
+                        w[k] = next(flat)
+            for layer, arrays in zip(layers, current):
+                layer.set_weights(arrays)
+            return
         for k, w in enumerate(self.best_weights):
             if w is not None:
                 set_branch_weights(self.model, k, w)

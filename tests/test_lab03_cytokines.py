@@ -487,6 +487,16 @@ def test_offline_vit_says_random_weights(monkeypatch):
     assert backbone.output_shape == (None, 5, 16)
 
 
+def test_vit_features_are_the_class_token_of_grey_images_repeated_to_rgb():
+    backbone = _small_vit(64)
+    rng = np.random.default_rng(3)
+    images = rng.random((5, 64, 64)).astype("float32")
+    feats = cm.vit_features(backbone, images, batch_size=4)  # the last batch (1 image) is padded, then cut
+    assert feats.shape == (5, 16)
+    rgb = np.repeat(images[..., None], 3, axis=-1) * 2.0 - 1.0  # grey -> RGB, [0, 1] -> [-1, 1]
+    np.testing.assert_allclose(feats, np.asarray(backbone(rgb))[:, 0, :], rtol=1e-4, atol=1e-5)
+
+
 @pytest.mark.parametrize("kind", ["wide", "deeper", "mlp256"])
 def test_branch_computes_the_standalone_model(kind):
     size = 40
@@ -547,6 +557,31 @@ def test_branched_training_equals_independent_models(kind):
     for k in range(2):
         for a, b in zip(cm.branch_weights(model, k), singles[k].get_weights()):
             np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
+
+
+@pytest.mark.parametrize("kind", ["mlp256", "deeper"])
+def test_early_stopping_restores_each_branch_to_its_best_epoch(kind):
+    rng = np.random.default_rng(5)
+    k, n, size = 3, 12, 40
+    model = cm.compile_branched(kind, k, image_size=size, seed=1)
+    src = (rng.random((1, n, size, size)) if kind in cm.CNN_KINDS else rng.normal(size=(1, n, 768))).astype("float32")
+    samples = [np.array([(0, w) for w in range(n)]) for _ in range(k)]
+    labels = [rng.integers(0, 2, n) for _ in range(k)]
+    stop = cm.BranchEarlyStopping(src, samples, labels, patience=1)
+    stop.set_model(model)
+    stop.on_train_begin()
+    stop.on_epoch_end(0)  # every branch improves on infinity: its weights now are its best
+    best = [cm.branch_weights(model, b) for b in range(k)]
+    stop.best[1] = -np.inf  # branch 1 cannot improve at epoch 2: it must get back its epoch-1 weights
+    cm.reset_branched(model, seed=9)  # new weights: the others improve or not, depending on their new loss
+    stop.on_epoch_end(1)
+    expected = [cm.branch_weights(model, b) if stop.best_epoch[b] == 2 else best[b] for b in range(k)]
+    cm.reset_branched(model, seed=10)
+    stop.on_train_end()
+    assert stop.best_epoch[1] == 1
+    for b in range(k):
+        for got, want in zip(cm.branch_weights(model, b), expected[b]):
+            np.testing.assert_array_equal(got, want)
 
 
 def test_cross_validate_one_model_per_cytokine_fold_augmentation():

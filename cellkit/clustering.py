@@ -214,9 +214,11 @@ def field_means(codes, keep=None) -> np.ndarray:
 def cluster_fields(points, n_clusters: int, *, seed: int = 0) -> np.ndarray:
     """Return the cluster label of each field: standardise, PCA to ``n_clusters - 1`` dimensions, Gaussian mixture.
 
-    Fields are few (4 per sample), so the mixture has spherical components
-    (one variance each, 10 restarts), fitted on the first ``n_clusters - 1``
-    principal components, the most that ``n_clusters`` group centres span.
+    Fields are few (4 per sample), too few to estimate one covariance matrix
+    per component, so the components share one (``covariance_type="tied"``:
+    the field-to-field spread of a sample, estimated from all fields) and the
+    mixture is fitted (10 restarts) on the first ``n_clusters - 1`` principal
+    components, the most that ``n_clusters`` group centres span.
     """
     from sklearn.decomposition import PCA
     from sklearn.mixture import GaussianMixture
@@ -226,4 +228,5 @@ def cluster_fields(points, n_clusters: int, *, seed: int = 0) -> np.ndarray:
         raise ValueError(f"points: shape {points.shape}, expected (n, d) with n >= 2 x n_clusters={n_clusters} >= 4")
     z = standardize(points).astype(np.float64)
     z = PCA(min(n_clusters - 1, z.shape[1]), random_state=seed).fit_transform(z)
-    return GaussianMixture(n_clusters, covariance_type="spherical", n_init=10, random_state=seed).fit_predict(z)
+    return GaussianMixture(n_clusters, covariance_type="tied", n_init=10, reg_covar=1e-4,
+                           random_state=seed).fit_predict(z)

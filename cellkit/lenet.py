@@ -2,9 +2,10 @@
 
 The reference :func:`build_lenet` is the network students write in lab 02
 (1,121,062 parameters, 1,216 in the first convolution); the graded checks
-compare against :data:`LENET_LAYER_PARAMS`.  :func:`build_improved` adds what
-the original lab suggests trying (augmentation with flips and 90-degree
-rotations, batch normalisation, dropout); :func:`build_feature_extractor` and
+compare against :data:`LENET_LAYER_PARAMS`.  :func:`build_improved` keeps LeNet's
+convolutions and adds augmentation (flips and 90-degree rotations), per-image
+standardisation and batch normalisation, and replaces the 1,049,600-parameter
+dense layer by global average pooling; :func:`build_feature_extractor` and
 :func:`build_head` do transfer learning from a ``keras.applications`` backbone
 (ImageNet weights when available).
 Every model uses ``keras.layers`` and ``keras.ops`` only, so it runs on the
@@ -135,24 +136,86 @@ def augmentation(seed: int | None = None, *, name: str = "augmentation"):
     ], name=name)
 
 
-def build_improved(input_shape=INPUT_SHAPE, n_classes: int = N_CLASSES, *, dropout: float = 0.5,
-                   seed: int | None = None, name: str = "lenet_improved"):
-    """Return the LeNet with augmentation (flips, 90-degree rotations), batch normalisation and dropout.
+@keras.saving.register_keras_serializable(package="cellkit")
+class PerImageStandardization(keras.layers.Layer):
+    """Standardise each channel of each image to mean 0 and standard deviation 1 (in training and at inference).
 
-    The three convolutions keep their sizes but drop their biases (the batch
-    normalisation that follows has its own shift); dropout sits before each
-    dense layer, where almost all the parameters are.
+    Exposure, staining and plate differ from image to image; a network that sees
+    raw intensities can learn them as if they were biology, and a treatment it has
+    never seen may come from a brighter plate.  Batch normalisation does not
+    remove such shifts: at inference it applies one fixed affine map per channel,
+    learnt over the training set, to every image.  This layer divides out each
+    image's own per-channel mean and spread, so only relative patterns (shapes,
+    textures, which cells are bright) remain.  It learns nothing.
+
+    Parameters
+    ----------
+    epsilon : float
+        Added to the standard deviation, so that a blank channel stays finite.
+    """
+
+    def __init__(self, epsilon: float = 1e-3, **kwargs):
+        super().__init__(**kwargs)
+        if not epsilon > 0:
+            raise ValueError(f"epsilon={epsilon!r}: expected a positive number")
+        self.epsilon = float(epsilon)
+
+    def call(self, inputs):
+        ops = keras.ops
+        mean = ops.mean(inputs, axis=(1, 2), keepdims=True)
+        std = ops.std(inputs, axis=(1, 2), keepdims=True)
+        return (inputs - mean) / (std + self.epsilon)
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        return {**super().get_config(), "epsilon": self.epsilon}
+
+
+BN_MOMENTUM = 0.9
+"""Momentum of the batch normalisations' running statistics in :func:`build_improved`.  Keras's default, 0.99,
+averages over about 100 training steps; lab 02 trains for 8 steps per epoch, so at 0.99 the statistics used at
+inference lag far behind the weights (on the real dev half the validation accuracy stayed at chance for the first
+6 epochs).  At 0.9 they follow the last ~10 steps."""
+
+IMPROVED_PARAMS = 66_038
+"""Parameters of :func:`build_improved` with the defaults (65,814 trainable: the batch normalisations' running
+means and variances are not trained)."""
+
+
+def build_improved(input_shape=INPUT_SHAPE, n_classes: int = N_CLASSES, *, dropout: float = 0.3,
+                   seed: int | None = None, name: str = "lenet_improved"):
+    """Return the improved LeNet: augmentation, per-image standardisation, batch normalisation, global pooling.
+
+    ====================================  ===========================================
+    block                                 why
+    ====================================  ===========================================
+    RandomFlip + :class:`RandomRot90`     the 8 symmetries of the square (training only)
+    :class:`PerImageStandardization`      removes each image's exposure / plate level
+    3 x (Conv2D 5x5 no bias, BN, ReLU,    LeNet's convolutions (16 stride 2, 32, 64) and
+    MaxPooling 2, 4, 4)                   pooling; batch normalisation (momentum
+                                          :data:`BN_MOMENTUM`) eases training
+    GlobalAveragePooling2D                replaces Flatten + Dense(1,024): 64 numbers,
+                                          the mean of each feature over the field
+    Dropout, Dense ``n_classes`` softmax  390 parameters instead of 1,055,750
+    ====================================  ===========================================
+
+    With the defaults it has 66,038 parameters (:data:`IMPROVED_PARAMS`), 17 times
+    fewer than the LeNet, and averaging each feature over the whole field suits
+    images whose cells may sit anywhere.
     """
     _check_input(input_shape, n_classes)
     if not 0 <= dropout < 1:
         raise ValueError(f"dropout={dropout!r}: expected a rate in [0, 1)")
     layers = keras.layers
-    blocks = [keras.Input(shape=tuple(input_shape)), augmentation(seed)]
+    blocks = [keras.Input(shape=tuple(input_shape)), augmentation(seed), PerImageStandardization()]
     for filters, stride, pool in ((16, 2, 2), (32, 1, 4), (64, 1, 4)):
         blocks += [layers.Conv2D(filters, 5, strides=stride, padding="same", use_bias=False),
-                   layers.BatchNormalization(), layers.Activation("relu"), layers.MaxPooling2D(pool)]
-    blocks += [layers.Flatten(), layers.Dropout(dropout, seed=seed), layers.Dense(1024, activation="relu"),
-               layers.Dropout(dropout, seed=seed), layers.Dense(n_classes, activation="softmax")]
+                   layers.BatchNormalization(momentum=BN_MOMENTUM), layers.Activation("relu"),
+                   layers.MaxPooling2D(pool)]
+    blocks += [layers.GlobalAveragePooling2D(), layers.Dropout(dropout, seed=seed),
+               layers.Dense(n_classes, activation="softmax")]
     return keras.Sequential(blocks, name=name)
 
 
@@ -377,6 +440,7 @@ def plot_architecture(model=None, *, title: str = "The LeNet-inspired CNN for me
 
 
 __all__ = ["INPUT_SHAPE", "N_CLASSES", "LENET_PARAMS", "LENET_LAYER_PARAMS", "LENET_LAYER_TYPES", "LENET_SHAPES",
-           "build_lenet", "conv_params", "dense_params", "RandomRot90", "augmentation", "build_improved", "layer_kinds",
+           "build_lenet", "conv_params", "dense_params", "RandomRot90", "augmentation", "PerImageStandardization",
+           "BN_MOMENTUM", "IMPROVED_PARAMS", "build_improved", "layer_kinds",
            "compile_classifier", "to_inputs", "train", "predict_batches", "predict_classes", "accuracy",
            "per_class_accuracy", "fit_and_score", "build_feature_extractor", "build_head", "plot_architecture"]

@@ -103,6 +103,36 @@ def grouped_split(groups, labels=None, val_fraction: float = 0.25, *, seed: int 
     return np.flatnonzero(~is_val), np.flatnonzero(is_val)
 
 
+def keras_directory_split(paths, labels, val_fraction: float = 0.25):
+    """Return ``(train_idx, val_idx)`` as Keras's ``ImageDataGenerator(validation_split=...)`` splits a folder.
+
+    ``flow_from_directory(subset="validation")`` takes, in each class folder, the
+    **first** ``int(val_fraction * n)`` files in sorted file-name order (string
+    order: ``bbbc021v1_10.png`` comes before ``bbbc021v1_9.png``); ``subset="training"``
+    takes the rest.  This is the split of the original Uppsala lab.  (``model.fit``'s
+    own ``validation_split`` is another rule: the *last* fraction of the arrays.)
+
+    Parameters
+    ----------
+    paths : sequence of str
+        Each image's path; only the file name (after the last ``/``) is used for the order.
+    labels : array of int
+        Each image's class (its folder).
+    """
+    labels = _as_1d(labels, "labels")
+    _check_fraction(val_fraction)
+    names = [str(p).replace("\\", "/").rsplit("/", 1)[-1] for p in paths]
+    if len(names) != len(labels):
+        raise ValueError(f"paths and labels: {len(names)} paths but {len(labels)} labels")
+    val = []
+    for k in np.unique(labels):
+        idx = np.flatnonzero(labels == k)
+        ordered = idx[np.argsort([names[i] for i in idx], kind="stable")]
+        val.extend(ordered[:int(val_fraction * len(idx))])
+    val = np.sort(np.array(val, dtype=np.int64))
+    return np.setdiff1d(np.arange(len(labels)), val), val
+
+
 def shared_groups(train_idx, val_idx, groups) -> list:
     """Return the groups that have images on both sides of a split (empty for a grouped split)."""
     groups = np.asarray(groups)
@@ -194,5 +224,5 @@ def plot_scores(results: dict, *, chance: float | None = None, title: str = "Val
     return fig
 
 
-__all__ = ["random_split", "grouped_split", "shared_groups", "grouped_kfold", "mean_and_spread", "repeated_scores",
+__all__ = ["random_split", "grouped_split", "keras_directory_split", "shared_groups", "grouped_kfold", "mean_and_spread", "repeated_scores",
            "describe_scores", "plot_scores"]

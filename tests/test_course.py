@@ -51,8 +51,9 @@ def test_check_names_stale_and_missing_files(mini_course):
 def test_student_notebook_hides_solutions_and_hidden_tests(repo_root):
     student = (repo_root / "labs" / "01_mnist" / "01_mnist.ipynb").read_text()
     master = (repo_root / "solutions" / "01_mnist" / "01_mnist.ipynb").read_text()
-    assert "3 * 3 * 32 * 64 + 64" in master and "3 * 3 * 32 * 64 + 64" not in student
-    assert "layers.Conv2D(64, 3" not in student
+    assert "7 * 7 * 32 * 64 + 64" in master and "7 * 7 * 32 * 64 + 64" not in student
+    assert 'layers.Conv2D(32, 3, padding=\\"same\\"' in master
+    assert 'layers.Conv2D(32, 3, padding=\\"same\\"' not in student
     assert "test_prepare_scaling" not in student and "test_prepare_scaling" in master
     public = "".join(p.read_text() for p in (repo_root / "labs" / "01_mnist" / "tests").glob("*.py"))
     assert "test_prepare_shape_dtype" in public and "hidden=True" not in public

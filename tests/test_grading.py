@@ -293,7 +293,7 @@ def test_gradebook_survives_a_killed_grader(tmp_path, notebooks):
     folder = tmp_path / "subs"
     folder.mkdir()
     for name in ("ann", "ben", "cat"):  # a few seconds each, so that the kill lands halfway
-        nbformat.write(_minimal(student, "import time\ntime.sleep(4)\nconv2_params = 18_496"),
+        nbformat.write(_minimal(student, "import time\ntime.sleep(4)\nconv2_params = 4_640"),
                        folder / f"{name}_{LAB}.ipynb")
     out = tmp_path / "grades.csv"
     cmd = [sys.executable, "-m", "cellkit.cli", "grade", str(folder), "--lab", "01", "--out", str(out),

@@ -210,20 +210,41 @@ def test_loader_reads_a_layout_anywhere_and_samples_by_group(tmp_path):
         bbbc021.load_bbbc021(root, per_class=0)
 
 
-def test_small_sample_of_the_real_layout_keeps_two_treatments_per_class(tmp_path):
+def test_small_sample_of_the_real_layout_keeps_three_treatments_per_class(tmp_path):
     from cellkit import validation
     from cellkit.data.registry import get_dataset
 
     # the real subset's names, with blank images: a run of 36 images must not fill a class's sample alone
     for f in get_dataset("bbbc021_statpred2019").files:
-        if f.path.startswith(("Kinase_inhibitors", "Eg5_inhibitors")):
-            _write(tmp_path / f.path, np.zeros((256, 256, 3), np.uint8))
-    classes = ("Eg5_inhibitors", "Kinase_inhibitors")
+        _write(tmp_path / f.path, np.zeros((256, 256, 3), np.uint8))
     for seed in range(5):
-        data = bbbc021.load_bbbc021(tmp_path, class_names=classes, per_class=16, seed=seed, verbose=False)
-        assert data.counts() == {c: 16 for c in classes}
+        data = bbbc021.load_bbbc021(tmp_path, per_class=16, seed=seed, verbose=False)
+        assert data.counts() == {c: 16 for c in bbbc021.MOA_CLASSES}
+        for k in range(len(data.class_names)):
+            assert len(np.unique(data.groups[data.labels == k])) >= 3, data.class_names[k]
         train, val = validation.grouped_split(data.groups, data.labels, 0.25, seed=seed)
         assert validation.shared_groups(train, val, data.groups) == []
+        assert 0.15 < len(val) / len(data) < 0.4
+
+
+def test_keras_directory_split_takes_the_first_files_in_name_order_and_leaks_treatments(tmp_path):
+    from cellkit import validation
+    from cellkit.data.registry import get_dataset
+
+    paths = [f.path for f in get_dataset("bbbc021_statpred2019").files]
+    labels = np.array([bbbc021.MOA_CLASSES.index(p.split("/")[0]) for p in paths])
+    numbers = np.array([int(p.rsplit("_", 1)[1][:-4]) for p in paths])
+    train, val = validation.keras_directory_split(paths, labels, 0.25)
+    assert len(val) == sum(int(0.25 * n) for n in bbbc021.REAL_COUNTS.values())
+    # string order: in every class the validation files are the first names, not the smallest numbers
+    for k in range(len(bbbc021.MOA_CLASSES)):
+        names = sorted(p.rsplit("/", 1)[1] for p in np.array(paths)[labels == k])
+        picked = sorted(p.rsplit("/", 1)[1] for p in np.array(paths)[val][labels[val] == k])
+        assert picked == names[:len(picked)]
+    groups = bbbc021.number_runs(numbers, labels)
+    assert len(validation.shared_groups(train, val, groups)) >= 5  # treatments on both sides
+    with pytest.raises(ValueError, match="paths and labels"):
+        validation.keras_directory_split(paths[:3], labels, 0.25)
 
 
 def test_loader_errors_name_the_problem(tmp_path):
@@ -321,13 +342,33 @@ def test_improved_model_parts_and_deterministic_inference():
 
     model = lenet.build_improved(seed=0)
     kinds = lenet.layer_kinds(model)
-    for kind, n in (("RandomFlip", 1), ("RandomRot90", 1), ("BatchNormalization", 3), ("Dropout", 2)):
-        assert kinds.count(kind) == n
+    for kind, n in (("RandomFlip", 1), ("RandomRot90", 1), ("PerImageStandardization", 1),
+                    ("BatchNormalization", 3), ("GlobalAveragePooling2D", 1), ("Dropout", 1), ("Dense", 1)):
+        assert kinds.count(kind) == n, kind
+    assert model.count_params() == lenet.IMPROVED_PARAMS
+    assert all(layer.momentum == lenet.BN_MOMENTUM for layer in model.layers if type(layer).__name__ == "BatchNormalization")
     x = np.random.default_rng(1).random((2, 256, 256, 3)).astype("float32")
     a, b = np.asarray(model(x, training=False)), np.asarray(model(x, training=False))
     assert np.allclose(a, b) and np.allclose(a.sum(axis=1), 1, atol=1e-5)
+    # exposure and background of a channel do not change the prediction: the standardisation divides them out
+    brighter = x * np.array([2.0, 0.5, 1.5], "float32") + np.array([0.1, 0.0, 0.2], "float32")
+    assert np.allclose(np.asarray(model(brighter, training=False)), a, atol=1e-3)
     with pytest.raises(ValueError, match="dropout"):
         lenet.build_improved(dropout=1.0)
+
+
+def test_per_image_standardization_gives_zero_mean_unit_spread_per_channel():
+    from cellkit import lenet
+
+    x = np.random.default_rng(2).random((3, 16, 16, 3)).astype("float32") * np.array([1, 5, 0.5], "float32")
+    out = np.asarray(lenet.PerImageStandardization()(x))
+    assert np.allclose(out.mean(axis=(1, 2)), 0, atol=1e-4) and np.allclose(out.std(axis=(1, 2)), 1, atol=0.02)
+    blank = np.asarray(lenet.PerImageStandardization()(np.zeros((1, 4, 4, 3), "float32")))
+    assert np.all(np.isfinite(blank))
+    layer = lenet.PerImageStandardization(epsilon=0.01)
+    assert lenet.PerImageStandardization.from_config(layer.get_config()).epsilon == 0.01
+    with pytest.raises(ValueError, match="epsilon"):
+        lenet.PerImageStandardization(epsilon=0)
 
 
 def test_lenet_learns_a_tiny_problem_and_scores_are_seeded():

@@ -167,9 +167,10 @@ def load_bbbc021(folder, *, class_names=MOA_CLASSES, per_class: int | None = Non
         The MoA folders to read; their order fixes the class indices.
     per_class : int, optional
         Keep at most this many images per class, taking treatment groups in a
-        random order (seeded), at most half of the sample from any one group, so
-        that a small sample (fast mode) still spans several treatments.  Default:
-        every image.
+        random order (seeded), at most a third of the sample from any one group, so
+        that a small sample (fast mode) spans at least three treatments per class
+        where the class has them, and a grouped split holds out about a quarter of
+        it.  Default: every image.
     seed : int
         Seed of that sample.
     verbose : bool
@@ -265,8 +266,9 @@ def _sample_by_group(labels, groups, per_class, seed) -> np.ndarray:
         if len(idx) <= per_class:
             keep.extend(idx)
             continue
-        # at most half the sample from one group, so that a grouped split still has two groups per class
-        cap = max(1, per_class // 2)
+        # at most a third of the sample from one group: three or more groups per class, so that a grouped
+        # split (a quarter of the groups, at least one) holds out about a quarter of the images, not half
+        cap = max(1, per_class // 3)
         order = g.permutation(np.unique(groups[idx]))
         taken = []
         for grp in order:

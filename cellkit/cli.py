@@ -34,13 +34,17 @@ def _cmd_data_list(args) -> int:
         if d.manifest:
             pinned = sum(1 for f in d.files if f.sha256)
             print(f"{'':28s} manifest data/datasets/{d.manifest}: {len(d.files):,} files, {pinned:,} with SHA-256")
+        elif d.source["kind"] in ("archive", "files"):
+            archive = " (the archive's SHA-256 only)" if d.source.get("sha256") else ""
+            print(f"{'':28s} NOT PINNED per file: no manifest of its files yet{archive}; a damaged or truncated "
+                  "file is found only when a loader reads it")
     return 0
 
 
 def _cmd_data_fetch(args) -> int:
     config = get_config(data_dir=args.data_dir)
     for name in args.names:
-        print(f"{name}: {fetch(name, config)}")
+        print(f"{name}: {fetch(name, config, rehash=args.verify)}")
     return 0
 
 
@@ -82,9 +86,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = dsub.add_parser("fetch", help="download and verify real datasets",
                         description="Download (with a progress bar), verify every file's SHA-256 and cache "
                                     "the real dataset(s) under DATA_DIR/NAME/. A verified copy already there is "
-                                    "used without network.")
+                                    "used without network; --verify hashes its files again.")
     p.add_argument("names", nargs="+", help="dataset names (see 'cellkit data list')")
     p.add_argument("--data-dir", default=None, help="cache root (default: $CELLKIT_DATA_DIR or the user cache)")
+    p.add_argument("--verify", action="store_true",
+                   help="hash every file again; without it, a file whose size and modification time are unchanged "
+                        "since its last check is trusted")
     p.set_defaults(func=_cmd_data_fetch)
     p = dsub.add_parser("synth", help="write synthetic datasets in the real layout",
                         description="Generate the synthetic twin of the dataset(s): same layout as the real "

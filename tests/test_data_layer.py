@@ -393,3 +393,35 @@ def test_48_bit_png_is_read_at_its_depth_not_truncated_to_8_bits(tmp_path):
     rgb8 = np.full((4, 4, 3), 9, np.uint8)
     imio.write_png(tmp_path / "plain.png", rgb8)
     assert imio.read_image(tmp_path / "plain.png").dtype == np.uint8
+
+
+def test_data_list_and_fetch_verify_from_the_command_line(toy, capsys):
+    import os
+
+    from cellkit.cli import main
+
+    name = toy["register"]()
+    assert main(["data", "fetch", name]) == 0
+    folder = get_config().data_dir / name
+    victim = folder / "class_0" / "img_2.png"
+    st = victim.stat()
+    data = bytearray(victim.read_bytes())
+    data[-6] ^= 0xFF
+    victim.write_bytes(bytes(data))
+    os.utime(victim, ns=(st.st_atime_ns, st.st_mtime_ns))
+    assert main(["data", "fetch", name]) == 0, "the quick check trusts size and time (documented)"
+    assert main(["data", "fetch", name, "--verify"]) == 2
+    assert "class_0/img_2.png" in capsys.readouterr().err
+    assert main(["data", "list"]) == 0
+    out = capsys.readouterr().out
+    assert "6 files, 6 with SHA-256" in out
+
+
+def test_unpinned_datasets_say_so_in_the_list(capsys):
+    from cellkit.cli import main
+
+    assert main(["data", "list"]) == 0
+    out = capsys.readouterr().out
+    block = out.split("rxrx1", 1)[1].split("\n")
+    assert any("NOT PINNED per file" in line for line in block[:4])
+    assert "usiigaci_t98g" in out and "37 files, 37 with SHA-256" in out

@@ -604,3 +604,13 @@ def test_cross_validate_one_model_per_cytokine_fold_augmentation():
     assert pooled.set_index(["cytokine", "augmentation"]).loc[("A", "none"), "f1"] > 0.8
     again, _ = cm.cross_validate("linear", features, labels, sets, **kwargs)
     pd.testing.assert_frame_equal(results, again)
+
+
+def test_a_well_of_another_bit_depth_is_named_not_upcast(tmp_path):
+    """One 8-bit well among 16-bit ones would be stacked as uint16 and read 257 times too dark."""
+    from cellkit.data.io import write_tiff
+
+    root = _tiny_plate(tmp_path / "p")
+    write_tiff(root / "images" / "B03.tif", np.full((64, 64), 100, np.uint8))
+    with pytest.raises(DataError, match=r"mix pixel types.*uint8: B03 \(1 wells\)"):
+        plate.load_plate(root, wells=TINY, n_cytokines=3)

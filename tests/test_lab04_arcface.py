@@ -502,3 +502,19 @@ def test_channel_attention_is_max_normalised_distance():
     assert np.argmax(gradcam.channel_concordance(cam, image)) == 2
     batch = gradcam.channel_attention(np.stack([cam, cam])[:, ::2, ::2], np.stack([image, image]))
     assert batch.shape == (2, 6)
+
+
+def test_metadata_with_a_non_numeric_plate_names_the_file_and_row(synthetic_root, tmp_path):
+    import shutil
+
+    from cellkit.data import rxrx1
+
+    copy = tmp_path / "rx"
+    shutil.copytree(synthetic_root, copy)
+    table = (copy / "metadata.csv").read_text().splitlines()
+    header = table[0].split(",")
+    row = table[1].split(",")
+    row[header.index("plate")] = "Plate1"
+    (copy / "metadata.csv").write_text("\n".join([table[0], ",".join(row), *table[2:]]) + "\n")
+    with pytest.raises(DataError, match=r"metadata.csv: column 'plate' must hold whole numbers; row\(s\) 2 hold 'Plate1'"):
+        rxrx1.read_metadata(copy)

@@ -201,6 +201,14 @@ def load_plate(folder, *, wells=None, n_cytokines: int | None = None, plate: int
             raise DataError(f"{paths[w]}: shape {im.shape}, expected a 64x64 grey image (the models are built for "
                             "64x64: reduce each field to 64x64 first, e.g. with skimage.transform.resize)")
         images.append(im)
+    depths = {}
+    for w, im in zip(wells, images):
+        depths.setdefault(im.dtype, []).append(w)
+    if len(depths) > 1:  # np.stack would upcast: an 8-bit well among 16-bit ones would read 257 times too dark
+        shown = "; ".join(f"{dtype}: {', '.join(ws[:3])}{' ...' if len(ws) > 3 else ''} ({len(ws)} wells)"
+                          for dtype, ws in depths.items())
+        raise DataError(f"{folder / IMAGE_DIR}: the well images mix pixel types ({shown}); save every well with "
+                        "the same bit depth, since the intensities of different depths are not comparable")
     return np.stack(images), table
 
 

@@ -86,8 +86,13 @@ def read_metadata(root, *, present_only: bool = True, verbose: bool = True):
         raise DataError(f"{path}: missing column(s) {', '.join(missing)}; expected {', '.join(METADATA_COLUMNS)}")
     if table.empty:
         raise DataError(f"{path}: no rows; expected one row per site")
-    table["plate"] = table["plate"].astype(int)
-    table["site"] = table["site"].astype(int)
+    for column in ("plate", "site"):
+        numbers = pd.to_numeric(table[column], errors="coerce")
+        bad = table.loc[numbers.isna() | (numbers != numbers.round()), column]
+        if len(bad):
+            raise DataError(f"{path}: column {column!r} must hold whole numbers; row(s) "
+                            f"{', '.join(str(i + 2) for i in bad.index[:3])} hold {', '.join(map(repr, bad.head(3)))}")
+        table[column] = numbers.astype(int)
     if not present_only:
         return table
     present = filter_present(table, root)

@@ -196,14 +196,14 @@ def build_corpus(folder: Path, student, solution, victim: Path, home: Path) -> d
     plain = next(c for c in _code(nb) if "load_digits(config)" in c.source)
     plain.source += "\ny_test = y_test * 0\n"
     save("plainedit", nb, "flagged", "not answer cells were edited")
-    nb = _minimal(student, "conv2_params = 18_496\n")
+    nb = _minimal(student, "conv2_params = 4_640\n")
     nb.metadata["cellkit"] = {"student_id": "perfect"}
     nbformat.write(nb, folder / f"aaa_{LAB}.ipynb")  # sorts first; claims the perfect student's id
     expected["aaa"] = ("flagged", "metadata says student 'perfect'")
     secret = home / ".secret-notes"
     save("readhome", _minimal(student, f"raise RuntimeError(open({str(secret)!r}).read())\n"),
          "suspicious", "reading files outside the submission")
-    nb = _minimal(student, "conv2_params = 18_496\n")
+    nb = _minimal(student, "conv2_params = 4_640\n")
     nb.cells.append(nbformat.v4.new_markdown_cell("Caf\u00e9"))
     data = nbformat.writes(nb).encode("utf-8").replace("Caf\u00e9".encode("utf-8"), "Caf\u00e9".encode("latin-1"))
     (folder / f"latin1_{LAB}.ipynb").write_bytes(data)

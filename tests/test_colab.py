@@ -171,8 +171,12 @@ def test_public_checks_pass_with_the_otter_that_colab_installs(tmp_path):
     old = os.environ.get("PYTHONPATH")
     os.environ["PYTHONPATH"] = env_path  # the kernel inherits it
     try:
+        # run in a copy of the lab folder: otter writes its log (.OTTER_LOG) beside the notebook
+        import shutil
+
+        shutil.copytree(ROOT / "labs" / "01_mnist" / "tests", tmp_path / "tests")
         NotebookClient(nb, timeout=600, kernel_name="python3",
-                       resources={"metadata": {"path": str(ROOT / "labs" / "01_mnist")}}).execute()
+                       resources={"metadata": {"path": str(tmp_path)}}).execute()
     finally:
         if old is None:
             os.environ.pop("PYTHONPATH", None)

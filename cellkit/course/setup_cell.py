@@ -50,21 +50,23 @@ def find(nb) -> int | None:
     return None
 
 
-def pinned_version(nb) -> str | None:
-    """Return the cellkit version a notebook's setup cell pins (``...@v0.1.0``), or None when it pins none."""
+def _first_match(nb, pattern: re.Pattern) -> re.Match | None:
+    """Return the first match of ``pattern`` in the notebook's code cells (the setup cell comes first), or None."""
     for cell in nb.cells:
         if cell.cell_type == "code":
-            m = _VERSION.search(cell.source)
+            m = pattern.search(cell.source)
             if m:
-                return m.group(1) or m.group(2)
+                return m
     return None
+
+
+def pinned_version(nb) -> str | None:
+    """Return the cellkit version a notebook's setup cell pins (``...@v0.1.0``), or None when it pins none."""
+    m = _first_match(nb, _VERSION)
+    return (m.group(1) or m.group(2)) if m else None
 
 
 def graded_lab(nb) -> str | None:
     """Return the lab a notebook's setup cell creates its grader for (``course.grader("01_mnist")``), or None."""
-    for cell in nb.cells:
-        if cell.cell_type == "code":
-            m = _GRADER_LAB.search(cell.source)
-            if m:
-                return m.group(1)
-    return None
+    m = _first_match(nb, _GRADER_LAB)
+    return m.group(1) if m else None

@@ -257,7 +257,8 @@ def test_corpus_gets_expected_statuses(tmp_path, notebooks, monkeypatch):
         on_disk = list(csv.DictReader(f))
     assert sorted(r["id"] for r in on_disk) == sorted(expected)
     feedback = (tmp_path / "grades-feedback" / "untouched.md").read_text()
-    assert "hidden test" in feedback and "public test" in feedback and "not defined yet" in feedback
+    assert "grading check" in feedback and "grader.check" in feedback and "not defined yet" in feedback
+    assert "code cell" not in feedback and "Task 1" in feedback  # in the student's words: tasks, not cell numbers
     assert "9 / 9" in (tmp_path / "grades-feedback" / "perfect.md").read_text()
     assert "needs a person's look" in result["summary"]
     # attacks on the grader: never more than the honest score (0 for these), never ok

@@ -6,7 +6,7 @@
 from __future__ import annotations
 
 from cellkit.course.build import build, check
-from cellkit.course.grading import grade
+from cellkit.course.grading import grade, merge
 from cellkit.course.layout import Layout, labs
 from cellkit.course.publish import publish, write_badges
 from cellkit.course.release import build_release
@@ -50,8 +50,25 @@ def _cmd_release(args) -> int:
 def _cmd_grade(args) -> int:
     result = grade(args.submissions, args.lab, args.out, workers=args.workers, timeout=args.timeout,
                    memory_limit=args.memory, fast=not args.full, regrade=args.regrade, source=args.source,
-                   sandbox=False if args.no_sandbox else None, keep_logs=args.keep_logs, autograder=args.autograder)
+                   sandbox=False if args.no_sandbox else None, keep_logs=args.keep_logs, autograder=args.autograder,
+                   identity=args.identity, overrides=args.overrides, deadline=args.deadline,
+                   late_penalty=args.late_penalty / 100, late_cap=args.late_cap / 100, exports=args.export or (),
+                   canvas_column=args.canvas_column, shard=args.shard, show_hidden=args.show_hidden_messages,
+                   check_data=not args.no_data_check)
     return 0 if all(r["status"] != "error" for r in result["rows"].values()) else 1
+
+
+def _cmd_grade_merge(args) -> int:
+    merge(args.out, args.parts, lab=args.lab, exports=args.export or (), canvas_column=args.canvas_column)
+    return 0
+
+
+def _export_options(p) -> None:
+    p.add_argument("--export", action="append", choices=["canvas", "moodle", "csv"],
+                   help="also write OUT_STEM-canvas.csv (Canvas gradebook import), OUT_STEM-moodle.csv (Moodle "
+                        "grading worksheet) or OUT_STEM-export.csv; repeat for several")
+    p.add_argument("--canvas-column", default=None, metavar="'NAME (ID)'",
+                   help="the assignment's column header in a gradebook exported from Canvas, e.g. 'Lab 01 (123456)'")
 
 
 def add_commands(sub) -> None:
@@ -120,4 +137,30 @@ def add_commands(sub) -> None:
     p.add_argument("--autograder", default=None,
                    help="otter autograder zip to grade with (default build/autograder/LAB-autograder.zip; "
                         "e.g. the release's instructors/autograder/ copy)")
+    p.add_argument("--identity", default="auto",
+                   help="who handed in each file: auto (default), moodle, canvas, plain, or a regex with a named "
+                        "group 'id' (and optionally name, late, attempt, timestamp) matched against the file's path")
+    p.add_argument("--overrides", default=None,
+                   help="CSV id,question,points,comment applied on every run (default OUT_STEM-overrides.csv if any)")
+    p.add_argument("--deadline", default=None, help="ISO 8601 with a time zone, e.g. 2026-12-10T23:59+01:00")
+    p.add_argument("--late-penalty", type=float, default=0.0, metavar="PERCENT",
+                   help="percent of the earned score taken per day (or part of a day) after the deadline")
+    p.add_argument("--late-cap", type=float, default=100.0, metavar="PERCENT", help="at most this percent (default 100)")
+    _export_options(p)
+    p.add_argument("--shard", default=None, metavar="K/N",
+                   help="grade only the K-th of N disjoint parts of the students (Slurm array, CI matrix); "
+                        "combine the gradebooks with 'cellkit grade-merge'")
+    p.add_argument("--show-hidden-messages", action="store_true",
+                   help="put the grading checks' messages (which may name expected values) in students' feedback")
+    p.add_argument("--no-data-check", action="store_true",
+                   help="start even when the lab's real datasets are not found on this machine")
     p.set_defaults(func=_cmd_grade)
+
+    p = sub.add_parser("grade-merge", help="combine the gradebooks of 'cellkit grade --shard K/N' runs",
+                       description="Write OUT from the shards' gradebooks (and their feedback folders), refusing a "
+                                   "student graded from different files in two shards; then the summary and exports.")
+    p.add_argument("out", help="the merged gradebook CSV")
+    p.add_argument("parts", nargs="+", help="the shards' gradebook CSVs")
+    p.add_argument("--lab", required=True, help="the lab: 01, 01_mnist or mnist (for each question's points)")
+    _export_options(p)
+    p.set_defaults(func=_cmd_grade_merge)

@@ -47,18 +47,23 @@ from cellkit.course.autograder import ensure as ensure_autograder
 from cellkit.course.autograder import parse as parse_tests
 from cellkit.course.autograder import question_points
 from cellkit.course.autograder import tests as autograder_tests
-from cellkit.course.grading.gradebook import read_gradebook, summary, write_gradebook
+from cellkit.course.grading.lms import export
+from cellkit.course.grading.batch import _describe, _feedback, _parse_shard, _plan, _refresh, merge
+from cellkit.course.grading.gradebook import (LatePolicy, finalize, parse_deadline, read_gradebook, read_overrides,
+                                              summary, write_gradebook, write_summary)
+from cellkit.course.grading.identity import IdentityError, assign
+from cellkit.course.grading.preflight import preflight
 from cellkit.course.grading.sandbox import (TEMP_PREFIX, Context, clean_stale_copies, execute, private_paths,
                                             sandbox_available)
-from cellkit.course.grading.scoring import (PRIORITY, STATUSES, cell_reasons, empty_row, feedback_text, finish_row,
-                                            process_reasons, score, secret_lines)
+from cellkit.course.grading.scoring import (PRIORITY, STATUSES, cell_places, cell_reasons, empty_row,
+                                            finish_row, process_reasons, score, secret_lines, task_titles)
 from cellkit.course.grading.submissions import (compare_with_release, find_submissions, lab_of, metadata_id,
                                                 read_notebook, scan_code, student_id, unpack)
 from cellkit.course.layout import PACKAGE_DIR, Layout, course_version, resolve_labs
 
-__all__ = ["grade", "grade_submission", "STATUSES", "PRIORITY", "read_gradebook", "write_gradebook", "summary",
-           "student_id", "metadata_id", "compare_with_release", "scan_code", "read_notebook", "find_submissions",
-           "sandbox_available"]
+__all__ = ["grade", "grade_submission", "merge", "STATUSES", "PRIORITY", "read_gradebook", "write_gradebook",
+           "summary", "student_id", "metadata_id", "compare_with_release", "scan_code", "read_notebook",
+           "find_submissions", "sandbox_available", "assign", "IdentityError", "preflight"]
 
 
 def _static_reasons(nb, ctx: Context) -> list[tuple[str, str]]:
@@ -93,20 +98,25 @@ def _run(nb, ctx: Context, sid: str) -> dict:
     return events
 
 
-def grade_submission(path: Path, ctx: Context, sid: str) -> tuple[dict, str]:
-    """Return ``(gradebook row, feedback Markdown)`` for one submitted file."""
+def grade_submission(path: Path, ctx: Context, sid: str) -> tuple[dict, dict]:
+    """Return ``(gradebook row, state)`` for one submitted file; ``state`` is what the student's feedback is
+    written from (questions with their checks, cells with their places, notes in the student's words)."""
     data = path.read_bytes()
     row = empty_row(sid, path.name, ctx.points, sha256(data))
     nb, problem, notes = (None, "not a notebook: the file name does not end in .ipynb", []) \
         if path.suffix != ".ipynb" else read_notebook(data)
-    questions, cells = [], []
+    questions, cells, student_notes = [], [], []
     reasons = [("flagged", n) for n in notes]
     if nb is None:
         reasons.append(("invalid", problem))
     elif lab_of(nb) not in (None, ctx.lab):
         reasons.append(("wrong_lab", f"this notebook is lab {lab_of(nb)}, not {ctx.lab}"))
     else:
-        reasons += _static_reasons(nb, ctx)
+        static = _static_reasons(nb, ctx)
+        reasons += static
+        if any("check cell" in text for _, text in static):
+            student_notes.append("a `grader.check` cell was changed, moved or deleted: keep them as they are; "
+                                 "the grade comes from the grading checks either way")
         events = _run(nb, ctx, sid)
         row["seconds"] = events["seconds"]
         cells = events.get("executed", {}).get("cells", [])
@@ -115,8 +125,12 @@ def grade_submission(path: Path, ctx: Context, sid: str) -> tuple[dict, str]:
         reasons += score_reasons + cell_reasons(cells, nb, ctx.secrets) + process_reasons(events, questions, n_code)
         if "results" not in events:
             questions = []  # no honest results: every question scores 0
+        places = cell_places(nb)
+        for c in cells:
+            c["place"] = places.get(c.get("number"), "a cell")
     finish_row(row, questions, reasons)
-    return row, feedback_text(row, questions, cells, ctx.lab)
+    row["raw"] = json.dumps({q["name"]: q["score"] for q in questions})
+    return row, {"questions": questions, "cells": cells, "notes": student_notes}
 
 
 def _check_arguments(submissions: Path, timeout: float, memory_limit: float) -> None:
@@ -138,36 +152,6 @@ def _default_workers(memory_limit: float) -> int:
     return max(1, min(os.cpu_count() or 1, int(free // max(memory_limit, 1.0)) or 1))
 
 
-def _plan(files: list[Path], folder: Path, lab: str, rows: dict, regrade: bool) -> list[tuple[str, Path, list]]:
-    """Return ``(student id, file, notes)`` for each file to grade: new, changed, or ``regrade``.
-
-    The id comes from the file or folder name only; a notebook whose metadata claims another id is graded
-    under its file's id and flagged, and so is a second file that maps to an id already taken.
-    """
-    jobs, ids = [], {}
-    for path in files:
-        sid, notes = student_id(path, folder, lab), []
-        claimed = None
-        if path.suffix == ".ipynb":
-            try:
-                claimed = metadata_id(json.loads(path.read_bytes().decode("utf-8-sig", errors="replace")))
-            except ValueError:
-                claimed = None
-        if claimed and claimed != sid:
-            notes.append(f"the notebook's metadata says student {claimed!r}, its file name {sid!r}: graded as {sid!r}")
-        base, n = sid, 2
-        while sid in ids:
-            sid, n = f"{base}-{n}", n + 1
-        if sid != base:
-            notes.append("two files map to the same student id")
-        ids[sid] = path
-        old = rows.get(sid)
-        if old and not regrade and old.get("sha256") == sha256(path) and old.get("status") != "error":
-            continue
-        jobs.append((sid, path, notes))
-    return jobs
-
-
 def _run_jobs(jobs, ctx: Context, rows: dict, out: Path, workers: int, verbose: bool) -> None:
     """Grade ``jobs`` ``workers`` at a time; each row is written to the gradebook as soon as it is known."""
     lock = threading.Lock()
@@ -176,11 +160,11 @@ def _run_jobs(jobs, ctx: Context, rows: dict, out: Path, workers: int, verbose: 
     def one(job):
         sid, path, notes = job
         try:
-            row, text = grade_submission(path, ctx, sid)
+            row, state = grade_submission(path, ctx, sid)
         except Exception as exc:  # noqa: BLE001 - one bad submission never aborts the batch
             row = empty_row(sid, path.name, ctx.points, sha256(path))
             finish_row(row, [], [("error", f"grader error: {type(exc).__name__}: {exc}"[:1500])])
-            text = feedback_text(row, [], [], ctx.lab)
+            state = {"questions": [], "cells": [], "notes": []}
         if ctx.stopping:  # interrupted: this row is not a grade; the next run grades it
             return None
         if notes:
@@ -188,12 +172,15 @@ def _run_jobs(jobs, ctx: Context, rows: dict, out: Path, workers: int, verbose: 
             if row["status"] == "ok":
                 row["status"] = "flagged"
         ctx.reap_strays()  # without namespaces: no process of a submission outlives its row
-        write_text(ctx.feedback_dir / f"{sid}.md", text)
+        _describe(row, ctx.info.get(sid))
+        finalize(row, questions, ctx.overrides, ctx.policy)
+        write_text(ctx.feedback_dir / ".state" / f"{sid}.json", json.dumps(state))
+        write_text(ctx.feedback_dir / f"{sid}.md", _feedback(row, state, ctx))
         with lock:
             rows[sid] = row
             write_gradebook(out, rows, questions)
         if verbose:
-            print(f"  {sid:24s} {row['status']:13s} {float(row['total']):g}/{row['possible']:g} "
+            print(f"  {sid:24s} {row['status']:13s} {float(row['final']):g}/{row['possible']:g} "
                   f"({row['seconds']:.0f} s) {row['reason'][:120]}", flush=True)
         return row
 
@@ -215,7 +202,9 @@ def _run_jobs(jobs, ctx: Context, rows: dict, out: Path, workers: int, verbose: 
 def grade(submissions, lab, out, *, workers: int | None = None, timeout: float = 600, memory_limit: float = 6.0,
           fast: bool = True, regrade: bool = False, source: str | None = None, cell_timeout: float | None = None,
           test_timeout: float = 120, sandbox: bool | None = None, root=None, keep_logs: bool = False,
-          autograder=None, verbose: bool = True) -> dict:
+          autograder=None, verbose: bool = True, identity: str = "auto", overrides=None, deadline: str | None = None,
+          late_penalty: float = 0.0, late_cap: float = 1.0, exports=(), canvas_column: str | None = None,
+          shard: str | None = None, show_hidden: bool = False, check_data: bool = True) -> dict:
     """Return the gradebook rows (by student id) after grading every submission of ``lab``.
 
     Parameters
@@ -246,6 +235,23 @@ def grade(submissions, lab, out, *, workers: int | None = None, timeout: float =
     autograder : path, optional
         The otter autograder zip whose tests grade (default ``build/autograder/LAB-autograder.zip``); pass the
         release's ``instructors/autograder/LAB-autograder.zip`` to grade against exactly what was released.
+    identity : str
+        Who handed in each file: ``auto`` (default), ``moodle``, ``canvas``, ``plain`` or a regex with a named
+        group ``id`` (see :mod:`.identity`).
+    overrides : path, optional
+        CSV ``id,question,points,comment`` applied on every run (default ``OUT_STEM-overrides.csv`` if present).
+    deadline, late_penalty, late_cap :
+        The late policy: ISO 8601 deadline with a time zone; fraction of the earned score taken per day or part of
+        a day late; the most taken (see :class:`.gradebook.LatePolicy`).
+    exports : list of {"canvas", "moodle", "csv"}
+        LMS files to write beside the gradebook (:mod:`.export`); ``canvas`` needs ``canvas_column``.
+    shard : str, optional
+        ``K/N``: grade only the K-th of N disjoint parts of the students (by a hash of their id), for a Slurm
+        array or CI matrix; combine the gradebooks with :func:`merge`.
+    show_hidden : bool
+        Put the grading checks' messages (which may name expected values) in the students' feedback.
+    check_data : bool
+        Refuse to start when the lab's real datasets are not on this machine (:func:`.preflight.preflight`).
 
     Returns
     -------
@@ -271,6 +277,17 @@ def grade(submissions, lab, out, *, workers: int | None = None, timeout: float =
     feedback_dir = out.with_name(f"{out.stem}-feedback")
     tests = autograder_tests(zip_path)
     points = question_points(tests)
+    shard_kn = _parse_shard(shard)
+    policy = LatePolicy(parse_deadline(deadline), late_penalty, late_cap)
+    overrides_path = Path(overrides) if overrides else out.with_name(f"{out.stem}-overrides.csv")
+    if overrides and not overrides_path.is_file():
+        raise FileNotFoundError(f"overrides={overrides}: no such file (expected a CSV id,question,points,comment)")
+    override_rows = read_overrides(overrides_path, list(points))
+    if "canvas" in exports and not canvas_column:
+        export("canvas", out, {}, [])  # raises, naming the option, before anything is graded
+    data_note = preflight(lab, source, layout) if check_data else ""
+    if verbose and data_note:
+        print(data_note, flush=True)
     sandbox = sandbox_available() if sandbox is None else sandbox
     removed = clean_stale_copies()
     if removed and verbose:
@@ -291,12 +308,16 @@ def grade(submissions, lab, out, *, workers: int | None = None, timeout: float =
                       private=private_paths())
         ctx.test_files, ctx.secrets = parse_tests(tests), secret_lines(tests)
         ctx.released = nbformat.read(layout.student_notebook(lab), as_version=4)
+        ctx.tasks, ctx.overrides, ctx.policy, ctx.show_hidden = task_titles(ctx.released), override_rows, policy, \
+            show_hidden
+        ctx.rewrite = regrade
         rows = read_gradebook(out)
-        jobs = _plan(files, folder, lab, rows, regrade)
+        jobs, ctx.info, rule = _plan(files, folder, lab, rows, regrade, identity, shard_kn)
         workers = max(1, min(workers or _default_workers(memory_limit), len(jobs) or 1))
         if verbose:
-            print(f"grading {len(jobs)} of {len(files)} submission(s) of {lab} ({len(files) - len(jobs)} already "
-                  f"graded), {workers} at a time, {'fast' if fast else 'full'} mode, time budget {timeout:.0f} s, "
+            print(f"grading {len(jobs)} of {len(ctx.info)} student(s) of {lab} ({len(ctx.info) - len(jobs)} already "
+                  f"graded; {len(files)} file(s), students named by the {rule!r} rule"
+                  f"{f', shard {shard}' if shard else ''}), {workers} at a time, {'fast' if fast else 'full'} mode, time budget {timeout:.0f} s, "
                   f"memory {memory_limit:g} GiB, sandbox: {'namespaces' if sandbox else 'process only'}", flush=True)
             if not sandbox:
                 print("WARNING sandbox: process only (no user namespaces here): student code runs as your user; "
@@ -310,12 +331,16 @@ def grade(submissions, lab, out, *, workers: int | None = None, timeout: float =
                 ctx.close()
         else:
             ctx.close()
-            if not out.exists():
-                write_gradebook(out, rows, list(points))
+        _refresh(rows, ctx, list(points))
+        write_gradebook(out, rows, list(points))
     text = summary(rows, sum(points.values()))
+    written = write_summary(out, rows, list(points), points)
+    written += [export(fmt, out, rows, list(points), canvas_column=canvas_column) for fmt in exports]
     seconds = time.perf_counter() - t0
     if verbose:
         print(text)
-        print(f"graded {len(jobs)} submission(s) in {seconds:.1f} s; gradebook {out}, feedback in {feedback_dir}/")
+        print(f"graded {len(jobs)} submission(s) in {seconds:.1f} s; gradebook {out}, feedback in {feedback_dir}/; "
+              f"also wrote {', '.join(p.name for p in written)}")
     return {"rows": rows, "summary": text, "seconds": seconds, "graded": len(jobs),
-            "sandbox": "namespaces" if sandbox else "process only", "gradebook": out, "feedback": feedback_dir}
+            "sandbox": "namespaces" if sandbox else "process only", "gradebook": out, "feedback": feedback_dir,
+            "rule": rule, "written": written}

@@ -115,9 +115,13 @@ def _prepare(cfg, confine, send):
                        "XDG_CACHE_HOME": os.path.join(home, "cache"), "TMPDIR": os.path.join(workdir, ".tmp"),
                        "NUMBA_CACHE_DIR": os.path.join(home, "numba"), "KERAS_HOME": os.path.join(home, ".keras")})
     os.makedirs(os.environ["KERAS_HOME"], exist_ok=True)
+    cache = os.path.join(os.environ["KERAS_HOME"], "datasets")
+    os.makedirs(cache, exist_ok=True)  # keras's own download place: a write there is keras's, not tampering
     if cfg.get("keras_datasets") and os.path.isdir(cfg["keras_datasets"]):
-        # datasets the instructor downloaded (real MNIST), read-only; keras writes its config in the scratch folder
-        os.symlink(cfg["keras_datasets"], os.path.join(os.environ["KERAS_HOME"], "datasets"))
+        # the datasets the instructor downloaded (real MNIST), each linked read-only; a new file keras writes
+        # (a download it tries, which fails without network) lands in the scratch folder, not on the host
+        for name in os.listdir(cfg["keras_datasets"]):
+            os.symlink(os.path.join(cfg["keras_datasets"], name), os.path.join(cache, name))
     os.makedirs(os.environ["TMPDIR"], exist_ok=True)
     cfg["writable"] = [workdir, *cfg["rw"]]  # TMPDIR points inside workdir
     confine.set_limits(cfg)

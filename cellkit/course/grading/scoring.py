@@ -7,6 +7,7 @@ A row's ``status`` is the most serious of the reasons found (:data:`STATUSES`, i
 from __future__ import annotations
 
 import copy
+import re
 
 STATUSES = {
     "ok": "graded; nothing unusual",
@@ -170,32 +171,121 @@ def finish_row(row: dict, questions: list[dict], reasons: list[tuple[str, str]])
     return row
 
 
-def feedback_text(row: dict, questions: list[dict], cells: list[dict], lab: str) -> str:
-    """Return a student's feedback in Markdown: score, status in words, each public and hidden test's result."""
-    lines = [f"# Feedback: lab {lab}", "",
-             f"**Student**: {row['id']} (file `{row['file']}`)  ",
-             f"**Score**: {row['total']:g} / {row['possible']:g}  ",
-             f"**Status**: {row['status']}: {STATUSES[row['status']]}", ""]
-    if row["reason"]:
-        lines += ["**What the grader noticed**:", ""] + [f"- {r}" for r in row.get("_reasons") or [row["reason"]]] + [""]
+STUDENT_STATUS = {
+    "ok": "graded.",
+    "flagged": "graded; your instructor will look at something the grader noticed before the grade is final.",
+    "suspicious": "graded; your instructor will look at your notebook before the grade is final.",
+    "timeout": "graded, but a cell was still running when the time for your notebook ran out (a loop that never "
+               "ends?), so the cells after it did not run.",
+    "out_of_memory": "graded, but a cell needed more memory than the grader gives one notebook, so it stopped there.",
+    "wrong_lab": "not graded: this file is another lab's notebook. Check that you uploaded the right file.",
+    "invalid": "not graded: this file is not a Jupyter notebook the grader can open (a download that did not "
+               "finish, or another kind of file). Download it again from Colab (File > Download > .ipynb).",
+    "error": "not graded yet: the grader itself failed on your notebook; your instructor will grade it again.",
+}
+"""What a status means, in the student's words (the gradebook's :data:`STATUSES` are the instructor's)."""
+
+_HOST_PATH = re.compile(r"(?<![\w.:/~])(?:~/|/)(?:[\w.@+-]+/)+([\w.@+-]*)")
+
+
+def student_words(text: str) -> str:
+    """Return ``text`` without host paths (a path becomes its last part) and without the grader's cell numbers."""
+    text = _HOST_PATH.sub(lambda m: f"'{m.group(1)}'" if m.group(1) else "a folder", str(text))
+    return text
+
+
+def task_titles(released) -> dict[str, str]:
+    """Return ``{question: task title}`` from the released notebook: the task heading above each check cell."""
+    titles, heading = {}, ""
+    for cell in released.cells:
+        if cell.cell_type == "markdown":
+            found = re.findall(r"^#+\s*(Task\b.*?)\s*$", cell.source, re.M)
+            if found:
+                heading = found[-1].replace("\u00b7", "-").strip()
+        elif cell.cell_type == "code":
+            for q in re.findall(r"""grader\.check\(\s*["']([^"']+)["']""", cell.source):
+                titles.setdefault(q, heading or q)
+    return titles
+
+
+def cell_places(nb) -> dict[int, str]:
+    """Return ``{code cell number: where it is, in words}``: the heading above it and its first line of code.
+
+    Colab shows no cell numbers, so the feedback says "the cell under 'Task 2 - Build the CNN' that starts with
+    `def build_cnn():`" instead of "code cell 9".
+    """
+    places, heading, number = {}, "", 0
+    for cell in nb.cells:
+        if cell.cell_type == "markdown":
+            found = re.findall(r"^#+\s*(.+?)\s*$", cell.source, re.M)
+            if found:
+                heading = found[-1].replace("\u00b7", "-").strip()
+        elif cell.cell_type == "code":
+            number += 1
+            first = next((line.strip() for line in cell.source.splitlines() if line.strip()
+                          and not line.strip().startswith("#")), "")
+            where = f"the cell under '{heading}'" if heading else "a cell near the top"
+            places[number] = f"{where} that starts with `{first[:60]}`" if first else f"an empty cell ({where[4:]})"
+    return places
+
+
+def feedback_text(row: dict, state: dict, lab: str, *, tasks: dict[str, str] | None = None,
+                  overrides: list | None = None, show_hidden: bool = False) -> str:
+    """Return a student's feedback in Markdown, in their words: score, then each task with its checks.
+
+    ``state`` holds what grading found (``questions``, ``cells`` with their places, ``notes`` for the student).
+    Hidden checks say passed or failed; their messages (which may name expected values) only with
+    ``show_hidden``.  Overrides appear as the instructor's comments under their task.
+    """
+    tasks, overrides = tasks or {}, [o for o in (overrides or []) if o.id == row["id"]]
+    total, final = float(row.get("total") or 0), float(row.get("final") or row.get("total") or 0)
+    lines = [f"# Feedback: lab {lab}", "", f"**Score**: {final:g} / {float(row['possible']):g}  "]
+    if float(row.get("penalty") or 0):
+        lines.append(f"(the checks gave {total:g}; submitted {row['late_days']} day(s) after the deadline: "
+                     f"-{float(row['penalty']):g})  ")
+    lines += [f"**Your notebook was** {STUDENT_STATUS[row['status']]}", ""]
+    lines += [f"- {student_words(n)}" for n in state.get("notes", [])] + ([""] if state.get("notes") else [])
+    questions = state.get("questions", [])
     if not questions:
-        lines += ["Your notebook could not be graded, so every question scores 0. If you think this is wrong, "
-                  "check that you submitted the right file, then ask your instructor.", ""]
+        lines += ["Every task scores 0. If you think this is wrong, check that you uploaded the right file, then ask "
+                  "your instructor.", ""]
     for q in questions:
-        lines += [f"## {q['name']}: {q['score']:g} / {q['possible']:g}", ""]
+        score = float(row.get(q["name"], q["score"]) or 0)
+        lines += [f"## {tasks.get(q['name'], q['name'])}: {score:g} / {q['possible']:g}", ""]
+        missing = sorted({m for c in q["cases"] for m in c.get("missing", [])})
+        if missing:
+            lines.append(f"- The checks of this task use {', '.join(f'`{m}`' for m in missing)}, which your notebook "
+                         "did not define when it ran: keep the names the task gives, and run the task's cell.")
         for c in q["cases"]:
-            kind = "hidden test" if c["hidden"] else "public test"
+            name = c["name"].split(" - ")[-1] if " - " in c["name"] else c["name"]
             verdict = "passed" if c["passed"] else "failed"
-            text = f"- {kind} `{c['name'].split(' - ')[-1] if ' - ' in c['name'] else c['name']}`: **{verdict}**"
-            if not c["passed"] and c["message"]:
-                text += f": {c['message'].splitlines()[0] if c['message'] else ''}"
+            if c["hidden"]:
+                text = f"- grading check `{name}`: **{verdict}**"
+                if not c["passed"] and show_hidden and c["message"]:
+                    text += f": {student_words(c['message'].splitlines()[0])}"
+            else:
+                text = f"- check `{name}` (the one `grader.check` runs in your notebook): **{verdict}**"
+                if not c["passed"] and c["message"] and not missing:
+                    text += f": {student_words(c['message'].splitlines()[0])}"
             lines.append(text)
+        for o in overrides:
+            if o.question == q["name"]:
+                lines.append(f"- your instructor set this task to {o.points:g} point(s)"
+                             + (f": {o.comment}" if o.comment else ""))
         lines.append("")
-    errors = [c for c in cells if c["status"] != "ok"]
+    for o in overrides:
+        if o.question == "penalty":
+            lines += [f"Late penalty set by your instructor to {o.points:g}" + (f": {o.comment}" if o.comment else ""),
+                      ""]
+    errors = [c for c in state.get("cells", []) if c["status"] != "ok"]
     if errors:
-        lines += ["## Cells that did not run cleanly", ""]
-        lines += [f"- code cell {c['number']}: {c['status']}: {c['error'].splitlines()[0] if c['error'] else ''}"
-                  for c in errors] + [""]
-    lines += ["Public tests are the ones `grader.check` ran in your notebook; hidden tests check the same tasks "
-              "more thoroughly and only run at grading time.", ""]
+        lines += ["## Cells that did not run cleanly when your notebook was run from the top", ""]
+        for c in errors:
+            what = {"error": "raised", "timeout": "ran out of time", "memory": "ran out of memory",
+                    "skipped": "did not run (no time left)"}.get(c["status"], c["status"])
+            detail = student_words(c["error"].splitlines()[0]) if c.get("error") and c["status"] == "error" else ""
+            lines.append(f"- {c.get('place') or 'a cell'}: {what}" + (f" `{detail}`" if detail else ""))
+        lines.append("")
+    lines += ["The checks marked `grader.check` are the ones you could run in your notebook; grading checks test the "
+              "same tasks more thoroughly and run only at grading time.", ""]
     return "\n".join(lines)

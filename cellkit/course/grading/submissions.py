@@ -7,12 +7,15 @@ from __future__ import annotations
 
 import ast
 import json
+import os
 import re
+import time
 import warnings
 import zipfile
 from pathlib import Path
 
 from cellkit.course import setup_cell
+from cellkit.course.grading.identity import plain_id, safe_id
 
 _SUSPICIOUS_CODE = [
     (r"\bctypes\b", "uses ctypes (native calls can bypass the sandbox)"),
@@ -28,8 +31,7 @@ _SUSPICIOUS_CODE = [
 
 
 def _safe_id(text: str) -> str:
-    text = re.sub(r"[^A-Za-z0-9._@-]+", "_", text).strip("._") or "student"
-    return text[:80]
+    return safe_id(text)
 
 
 def find_submissions(folder: Path, skip=()) -> list[Path]:
@@ -47,19 +49,13 @@ def find_submissions(folder: Path, skip=()) -> list[Path]:
 
 
 def student_id(path: Path, root: Path, lab: str) -> str:
-    """Return the student's identifier from the file or folder name, never from the notebook's content.
+    """Return the plain rule's student id for ``path`` (see :mod:`.identity` for the LMS presets and regexes).
 
-    LMS exports name files ``<student>_<...>_01_mnist.ipynb`` or put ``01_mnist.ipynb`` in a folder per
-    student; the lab's own name is stripped so that ``alice_01_mnist.ipynb`` gives ``alice``.  The metadata
-    of a notebook is the student's to edit, so it never decides who gets the grade (see :func:`metadata_id`).
+    ``alice_01_mnist.ipynb`` gives ``alice``, ``alice/01_mnist.ipynb`` gives ``alice``; "Copy of " and " (1)"
+    are ignored.  The metadata of a notebook is the student's to edit, so it never decides who gets the grade
+    (see :func:`metadata_id`).
     """
-    rel = path.relative_to(root)
-    stem = path.stem
-    number = lab.split("_", 1)[0]
-    short = re.sub(rf"[-_ ]*(lab[-_ ]?)?({re.escape(lab)}|{re.escape(lab.split('_', 1)[-1])})$", "", stem, flags=re.I)
-    if (not short or short == stem and stem.lower().startswith(number)) and len(rel.parts) > 1:
-        return _safe_id(rel.parts[-2])
-    return _safe_id(short or stem)
+    return plain_id(Path(path).relative_to(root).as_posix(), lab)
 
 
 def metadata_id(raw) -> str | None:
@@ -257,5 +253,8 @@ def unpack(submissions: Path, into: Path) -> Path:
             name = Path(info.filename)
             if name.is_absolute() or ".." in name.parts:
                 continue
-            zf.extract(info, into)
+            target = Path(zf.extract(info, into))
+            if not info.is_dir():  # keep the zip's time: the identity rule's "newest" and the late policy read it
+                stamp = time.mktime((*info.date_time, 0, 0, -1))
+                os.utime(target, (stamp, stamp))
     return into

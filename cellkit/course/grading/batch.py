@@ -1,0 +1,118 @@
+"""The batch around the notebooks: which files to grade (identity, shards), rows refreshed with overrides and the
+late policy, feedback rewritten from the saved state, and the merge of shards' gradebooks."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from cellkit.atomic import sha256, write_text
+from cellkit.course.autograder import ensure as ensure_autograder
+from cellkit.course.autograder import question_points
+from cellkit.course.autograder import tests as autograder_tests
+from cellkit.course.grading.gradebook import (finalize, merge_gradebooks, question_columns, read_gradebook, summary,
+                                              write_summary)
+from cellkit.course.grading.identity import assign
+from cellkit.course.grading.lms import export
+from cellkit.course.grading.scoring import feedback_text
+from cellkit.course.grading.submissions import metadata_id
+from cellkit.course.layout import Layout, resolve_labs
+
+
+def _plan(files: list[Path], folder: Path, lab: str, rows: dict, regrade: bool, identity: str = "auto",
+          shard: tuple[int, int] | None = None) -> tuple[list[tuple], dict, str]:
+    """Return ``(jobs, info, rule)``: ``(student id, file, notes)`` for each file to grade (new, changed, or
+    ``regrade``), what the identity rule says about every student (:class:`.identity.Submission`), the rule used.
+
+    The id comes from the file's path only (:mod:`.identity`); a notebook whose metadata claims another id is
+    graded under the path's id and flagged.  Of several files of one student the newest counts; under the plain
+    rule (or a regex) that is flagged too, since two students' files may have collided on one name.
+    """
+    subs, rule = assign(files, folder, lab, identity)
+    if shard is not None:
+        k, n = shard
+        subs = [s for s in subs if int(sha256(s.id.encode())[:8], 16) % n == k - 1]
+    jobs, info = [], {}
+    for sub in subs:
+        sid, path, notes = sub.id, sub.path, []
+        info[sid] = sub
+        claimed = None
+        if path.suffix == ".ipynb":
+            try:
+                claimed = metadata_id(json.loads(path.read_bytes().decode("utf-8-sig", errors="replace")))
+            except ValueError:
+                claimed = None
+        if claimed and claimed != sid:
+            notes.append(f"the notebook's metadata says student {claimed!r}, its file name {sid!r}: graded as {sid!r}")
+        if sub.superseded and rule not in ("moodle", "canvas"):
+            notes.append(f"{len(sub.superseded) + 1} files map to id {sid!r}: graded the newest, {sub.rel}; check "
+                         f"they are one student's: {', '.join(sub.superseded[:3])}")
+        old = rows.get(sid)
+        if old and not regrade and old.get("sha256") == sha256(path) and old.get("status") != "error":
+            continue
+        jobs.append((sid, path, notes))
+    return jobs, info, rule
+
+
+def _describe(row: dict, sub) -> dict:
+    """Return ``row`` with what the identity rule knows: name, path, time, LMS late mark, older files."""
+    if sub is None:
+        return row
+    row.update({"name": sub.name, "file": sub.rel, "lms_late": "LATE" if sub.late else "",
+                "submitted": sub.timestamp.isoformat() if sub.timestamp else "",
+                "superseded": "; ".join(sub.superseded)})
+    return row
+
+
+def _feedback(row: dict, state: dict, ctx) -> str:
+    return feedback_text(row, state, ctx.lab, tasks=ctx.tasks, overrides=ctx.overrides, show_hidden=ctx.show_hidden)
+
+
+def _refresh(rows: dict, ctx, questions: list[str]) -> None:
+    """Apply the overrides and the late policy to every row again and rewrite the feedback they change."""
+    for sid, row in rows.items():
+        sub = ctx.info.get(sid)
+        if sub is not None and row.get("sha256") == sha256(sub.path):
+            _describe(row, sub)
+        before = {k: str(row.get(k)) for k in (*questions, "final", "penalty", "overridden")}
+        finalize(row, questions, ctx.overrides, ctx.policy)
+        state_file = ctx.feedback_dir / ".state" / f"{sid}.json"
+        changed = before != {k: str(row.get(k)) for k in before}
+        if state_file.is_file() and (changed or not (ctx.feedback_dir / f"{sid}.md").is_file() or ctx.rewrite):
+            write_text(ctx.feedback_dir / f"{sid}.md", _feedback(row, json.loads(state_file.read_text()), ctx))
+
+
+def _parse_shard(shard) -> tuple[int, int] | None:
+    if not shard:
+        return None
+    try:
+        k, n = (int(x) for x in str(shard).split("/"))
+    except ValueError:
+        raise ValueError(f"shard={shard!r}: expected K/N, e.g. 3/10 for the third of ten parts") from None
+    if not 1 <= k <= n:
+        raise ValueError(f"shard={shard!r}: expected 1 <= K <= N")
+    return k, n
+
+
+def merge(out, parts, *, lab=None, root=None, exports=(), canvas_column: str | None = None,
+          verbose: bool = True) -> dict:
+    """Return the merged rows after combining the shards' gradebooks ``parts`` into ``out`` (feedback too), and
+    writing its summary and ``exports``.  Overrides and the late policy were applied by each shard's run."""
+    out = Path(out).resolve()
+    rows = merge_gradebooks(out, [Path(p) for p in parts])
+    questions = question_columns(read_gradebook(out))
+    possible = float(next(iter(rows.values()))["possible"]) if rows else 0.0
+    points = {q: 0.0 for q in questions}
+    if lab is not None:
+        points = question_points(autograder_tests(ensure_autograder(resolve_labs([str(lab)], Layout.of(root))[0],
+                                                         Layout.of(root))))
+    elif questions and possible:  # without the lab, a question's points are taken as its best score seen
+        points = {q: max(float(r.get(q) or 0) for r in rows.values()) for q in questions}
+    written = write_summary(out, rows, questions, points)
+    written += [export(fmt, out, rows, questions, canvas_column=canvas_column) for fmt in exports]
+    text = summary(rows, possible)
+    if verbose:
+        print(text)
+        print(f"merged {len(parts)} gradebook(s), {len(rows)} student(s), into {out}; also wrote "
+              f"{', '.join(p.name for p in written)}")
+    return {"rows": rows, "summary": text, "gradebook": out, "written": written}

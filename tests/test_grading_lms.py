@@ -1,0 +1,304 @@
+"""Grading a class from an LMS: who handed in what (Moodle and Canvas export names), the LMS files written back,
+overrides and the late policy, feedback in the students' words, the data pre-flight, shards and their merge.
+
+The unit tests are fast; ``test_moodle_and_canvas_exports_grade_to_the_right_ids`` grades a handful of cheap
+lab 01 notebooks (a few seconds each) and ``test_shards_merge_into_the_full_gradebook`` a few more.
+"""
+
+from __future__ import annotations
+
+import copy
+import csv
+import datetime as dt
+import json
+import os
+import zipfile
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from cellkit.course import grading
+from cellkit.course.grading import lms
+from cellkit.course.grading.gradebook import (LatePolicy, Override, finalize, merge_gradebooks, parse_deadline,
+                                              read_overrides, write_gradebook)
+from cellkit.course.grading.identity import IdentityError, assign, choose_rule
+from cellkit.course.grading.preflight import DataMissing, preflight
+from cellkit.course.grading.scoring import cell_places, feedback_text, student_words, task_titles
+
+LAB = "01_mnist"
+ROOT = Path(__file__).resolve().parents[1]
+UTC = dt.timezone.utc
+
+# the names each LMS gives a download (see docs/instructors.md, "Collect", for where these conventions come from)
+MOODLE = ["Eve Adams_1001_assignsubmission_file_/Copy of 01_mnist.ipynb",
+          "Bo Li_1002_assignsubmission_file_/01_mnist (1).ipynb",
+          "Bo Li_1002_assignsubmission_file_/01_mnist.ipynb",
+          "Bo Li_1002_assignsubmission_onlinetext_/onlinetext.html"]
+CANVAS = ["adamseve_1001_23456_01_mnist.ipynb",
+          "adamseve_LATE_1001_23457_01_mnist-1.ipynb",
+          "libo_1002_23460_Copy of 01_mnist (1).ipynb"]
+
+
+def _touch(root: Path, rels, times=None) -> list[Path]:
+    paths = []
+    for i, rel in enumerate(rels):
+        path = root / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("{}")
+        stamp = (times or {}).get(rel, 1_800_000_000 + i)
+        os.utime(path, (stamp, stamp))
+        paths.append(path)
+    return sorted(paths)
+
+
+# ------------------------------------------------------------------ identity
+
+
+def test_moodle_names_give_participant_ids_and_names(tmp_path):
+    times = {MOODLE[1]: 1_800_000_500, MOODLE[2]: 1_800_000_100}  # the "(1)" download is the newer file
+    subs, rule = assign(_touch(tmp_path, MOODLE, times), tmp_path, LAB)
+    assert rule == "moodle"
+    got = {s.id: s for s in subs}
+    assert set(got) == {"1001", "1002"}
+    assert got["1001"].name == "Eve Adams" and got["1001"].rel == MOODLE[0]
+    assert got["1002"].name == "Bo Li" and got["1002"].rel == MOODLE[1]  # newest notebook counts
+    assert sorted(got["1002"].superseded) == sorted([MOODLE[2], MOODLE[3]])
+    # Moodle without folders joins the same parts into one file name
+    one = _touch(tmp_path / "flat", ["Eve Adams_1001_assignsubmission_file_Copy of 01_mnist.ipynb"])
+    assert [(s.id, s.name) for s in assign(one, tmp_path / "flat", LAB)[0]] == [("1001", "Eve Adams")]
+
+
+def test_canvas_names_give_user_ids_late_marks_and_resubmissions(tmp_path):
+    # the resubmission is newer by its "-1", even with an older file time
+    times = {CANVAS[0]: 1_800_000_900, CANVAS[1]: 1_800_000_100}
+    subs, rule = assign(_touch(tmp_path, CANVAS, times), tmp_path, LAB)
+    assert rule == "canvas"
+    got = {s.id: s for s in subs}
+    assert set(got) == {"1001", "1002"}
+    eve = got["1001"]
+    assert (eve.name, eve.rel, eve.late, eve.attempt) == ("adamseve", CANVAS[1], True, 1)
+    assert eve.superseded == [CANVAS[0]]
+    assert (got["1002"].name, got["1002"].late) == ("libo", False)
+
+
+def test_plain_names_understand_colab_copies_and_browser_numbers(tmp_path):
+    assert grading.student_id(tmp_path / "Copy of alice_01_mnist (1).ipynb", tmp_path, LAB) == "alice"
+    assert grading.student_id(tmp_path / "bob" / "Copy of 01_mnist.ipynb", tmp_path, LAB) == "bob"
+    assert grading.student_id(tmp_path / "carol" / "01_mnist (2).ipynb", tmp_path, LAB) == "carol"
+    # two files of one plain id: the newest counts, and the row will be flagged (they may be two students)
+    subs, rule = assign(_touch(tmp_path / "p", ["dan_01_mnist.ipynb", "dan/01_mnist.ipynb"],
+                               {"dan/01_mnist.ipynb": 1_800_000_999}), tmp_path / "p", LAB)
+    assert rule == "plain" and subs[0].rel == "dan/01_mnist.ipynb" and subs[0].superseded == ["dan_01_mnist.ipynb"]
+
+
+def test_auto_refuses_a_mix_and_a_regex_needs_an_id(tmp_path):
+    with pytest.raises(IdentityError, match=r"mix naming schemes.*moodle.*canvas.*plain.*--identity"):
+        choose_rule([MOODLE[0], CANVAS[0], "alice_01_mnist.ipynb"])
+    with pytest.raises(IdentityError, match="no named group 'id'"):
+        assign(_touch(tmp_path, ["a.ipynb"]), tmp_path, LAB, r"(?P<who>\w+)\.ipynb")
+    with pytest.raises(IdentityError, match=r"do not match the identity rule 'canvas'.*alice_01_mnist"):
+        assign(_touch(tmp_path / "m", ["alice_01_mnist.ipynb"]), tmp_path / "m", LAB, "canvas")
+    # a regex of one's own, as nbgrader's named_regexp, with the LMS's time in the name
+    rule = r"(?P<id>s\d+)_attempt_(?P<timestamp>[0-9T:-]+)_"
+    subs, used = assign(_touch(tmp_path / "r", ["s42_attempt_2026-12-10T23:00:00_01_mnist.ipynb",
+                                                "s42_attempt_2026-12-11T08:00:00_01_mnist.ipynb"]),
+                        tmp_path / "r", LAB, rule)
+    assert used == rule and [s.id for s in subs] == ["s42"]
+    assert subs[0].timestamp == dt.datetime(2026, 12, 11, 8, tzinfo=UTC) and subs[0].timestamp_source == "file name"
+
+
+# ------------------------------------------------------------------ overrides, late policy, exports, merge
+
+
+def _row(sid, q1, q2, submitted="2026-12-10T12:00:00+00:00", status="ok"):
+    return {"id": sid, "name": f"n{sid}", "file": f"{sid}.ipynb", "status": status, "reason": "", "q1": q1, "q2": q2,
+            "total": q1 + q2, "possible": 4.0, "submitted": submitted, "sha256": sid, "raw": json.dumps({"q1": q1, "q2": q2})}
+
+
+def test_overrides_and_late_policy_apply_to_the_tests_points(tmp_path):
+    policy = LatePolicy(parse_deadline("2026-12-10T00:00Z"), per_day=0.1, cap=0.3)
+    on_time = finalize(_row("1", 1.0, 2.0, "2026-12-09T23:59:00+00:00"), ["q1", "q2"], [], policy)
+    assert (on_time["late_days"], on_time["penalty"], on_time["final"]) == (0, 0.0, 3.0)
+    late = finalize(_row("2", 2.0, 2.0, "2026-12-11T00:00:01+00:00"), ["q1", "q2"], [], policy)  # 1 day 1 s: 2 days
+    assert (late["late_days"], late["penalty"], late["final"]) == (2, 0.8, 3.2)
+    very = finalize(_row("3", 2.0, 2.0, "2026-12-20T00:00:00+00:00"), ["q1", "q2"], [], policy)
+    assert very["penalty"] == pytest.approx(1.2)  # capped at 30%
+    fixes = [Override("3", "q1", 1.0, "partial credit: right idea"), Override("3", "penalty", 0.0, "extension")]
+    again = finalize(dict(very), ["q1", "q2"], fixes, policy)
+    assert (again["q1"], again["total"], again["penalty"], again["final"]) == (1.0, 3.0, 0.0, 3.0)
+    assert again["overridden"] == "q1 2->1; penalty 0.9->0"  # 30% of the overridden 3 points, waived
+    assert json.loads(again["raw"]) == {"q1": 2.0, "q2": 2.0}  # the tests' points are kept for the next run
+    path = tmp_path / "o.csv"
+    path.write_text("id,question,points,comment\n3,q1,1,partial\n3,q9,1,\n")
+    with pytest.raises(ValueError, match=r"o.csv, line 3: question 'q9'"):
+        read_overrides(path, ["q1", "q2"])
+    with pytest.raises(ValueError, match="time zone"):
+        parse_deadline("2026-12-10T00:00")
+
+
+def test_exports_in_the_lms_formats(tmp_path):
+    rows = {"1001": finalize(_row("1001", 1.0, 2.0), ["q1", "q2"], [], LatePolicy()),
+            "1002": finalize(_row("1002", 0.0, 0.0, status="invalid"), ["q1", "q2"], [], LatePolicy())}
+    out = tmp_path / "grades.csv"
+    with pytest.raises(ValueError, match="--canvas-column"):
+        lms.export("canvas", out, rows, ["q1", "q2"])
+    canvas = list(csv.reader(lms.export("canvas", out, rows, ["q1", "q2"], canvas_column="Lab 01 (5550)").open()))
+    assert canvas[0] == ["Student", "ID", "SIS User ID", "SIS Login ID", "Section", "Lab 01 (5550)"]
+    assert canvas[1] == ["n1001", "1001", "", "", "", "3"] and canvas[2][1::4] == ["1002", "0"]
+    now = dt.datetime(2026, 12, 3, 14, 5, tzinfo=UTC)
+    moodle = list(csv.DictReader(lms.export("moodle", out, rows, ["q1", "q2"], now=now).open()))
+    assert list(moodle[0]) == lms.MOODLE_COLUMNS
+    assert moodle[0]["Identifier"] == "Participant 1001" and moodle[0]["Grade"] == "3.00"
+    assert moodle[0]["Maximum Grade"] == "4.00" and moodle[0]["Last modified (grade)"] == "Thursday, 3 December 2026, 2:05 PM"
+    assert "q1: 1, q2: 2" in moodle[0]["Feedback comments"] and moodle[1]["Feedback comments"].startswith("Not graded")
+    plain = list(csv.DictReader(lms.export("csv", out, rows, ["q1", "q2"]).open()))
+    assert plain[0]["final"] == "3.0" and plain[0]["q2"] == "2.0"
+    with pytest.raises(ValueError, match="not the LMS's number"):
+        lms.export("moodle", out, {"alice": {**rows["1001"], "id": "alice"}}, ["q1", "q2"])
+
+
+def test_merge_refuses_a_student_graded_from_two_files(tmp_path):
+    a, b, c = tmp_path / "a.csv", tmp_path / "b.csv", tmp_path / "c.csv"
+    write_gradebook(a, {"1": _row("1", 1.0, 1.0)}, ["q1", "q2"])
+    write_gradebook(b, {"2": _row("2", 2.0, 1.0), "1": _row("1", 1.0, 1.0)}, ["q1", "q2"])
+    (tmp_path / "b-feedback").mkdir()
+    (tmp_path / "b-feedback" / "2.md").write_text("fb")
+    rows = merge_gradebooks(tmp_path / "all.csv", [a, b])
+    assert sorted(rows) == ["1", "2"] and (tmp_path / "all-feedback" / "2.md").read_text() == "fb"
+    write_gradebook(c, {"1": {**_row("1", 0.0, 0.0), "sha256": "other"}}, ["q1", "q2"])
+    with pytest.raises(ValueError, match=r"student '1' is in .*a.csv and .*c.csv with different files"):
+        merge_gradebooks(tmp_path / "bad.csv", [a, c])
+
+
+# ------------------------------------------------------------------ feedback in students' words
+
+
+def test_feedback_speaks_to_the_student():
+    released = nbformat.read(ROOT / "labs" / LAB / f"{LAB}.ipynb", as_version=4)
+    tasks = task_titles(released)
+    assert tasks["q2_cnn"].startswith("Task 2") and "CNN" in tasks["q2_cnn"]
+    places = cell_places(released)
+    assert "Task 2" in places[6] and "import keras" in places[6]
+    questions = [{"name": "q1_prepare", "score": 0.0, "possible": 1.0, "cases": [
+        {"name": "q1_prepare - 1", "hidden": False, "passed": False, "message": "", "missing": ["prepare"]}]},
+        {"name": "q2_cnn", "score": 0.0, "possible": 2.0, "cases": [
+            {"name": "test_params", "hidden": True, "passed": False,
+             "message": "layer 3 has 51,264 parameters, expected 100,416", "missing": []},
+            {"name": "test_shape", "hidden": False, "passed": False,
+             "message": "FileNotFoundError: /home/prof/.keras/datasets/mnist.npz", "missing": []}]}]
+    cells = [{"number": 6, "status": "error", "error": "NameError: name 'layers' is not defined",
+              "place": places[6]}]
+    row = {"id": "1001", "file": "x", "status": "flagged", "reason": "code cell 6 raised NameError", "total": 0.0,
+           "final": 0.0, "penalty": 0, "possible": 9.0, "q1_prepare": 0.0, "q2_cnn": 1.5, "late_days": 0}
+    state = {"questions": questions, "cells": cells, "notes": []}
+    text = feedback_text(row, state, LAB, tasks=tasks, overrides=[Override("1001", "q2_cnn", 1.5, "good idea")])
+    assert "code cell" not in text and "renamed or deleted" not in text and "/home/prof" not in text
+    assert "100,416" not in text  # a hidden check's message may name the expected value: off by default
+    assert "`prepare`" in text and "Task 1" in text and "under 'Task 2" in text
+    assert "'mnist.npz'" in text and "1.5 / 2" in text and "good idea" in text and "see the feedback" not in text
+    assert "100,416" in feedback_text(row, state, LAB, tasks=tasks, show_hidden=True)
+    assert student_words("open /tmp/submission/.home/x.npy and ~/.keras/datasets/") == \
+        "open 'x.npy' and a folder"
+
+
+# ------------------------------------------------------------------ pre-flight
+
+
+def test_preflight_names_missing_real_data(tmp_path, monkeypatch):
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras"))
+    assert "SYNTHETIC" in preflight(LAB, "synthetic")
+    with pytest.raises(DataMissing, match=r"mnist: .*mnist.npz is missing.*--source synthetic"):
+        preflight(LAB, "real")
+    (tmp_path / "keras" / "datasets").mkdir(parents=True)
+    (tmp_path / "keras" / "datasets" / "mnist.npz").write_bytes(b"not mnist")
+    with pytest.raises(DataMissing, match="SHA-256"):
+        preflight(LAB, "real")
+
+
+# ------------------------------------------------------------------ graded end to end (slow: notebooks run)
+
+
+@pytest.fixture(autouse=True)
+def _no_hidden_tests_left(tmp_path):
+    yield
+    for path in sorted(tmp_path.rglob("*"), key=lambda p: -len(p.parts)):
+        if path.is_file() and path.name.endswith("-autograder.zip"):
+            path.unlink()
+
+
+def _cheap(student, answer: str):
+    """Return lab 01's released notebook cut to its title and one code cell (runs in seconds)."""
+    nb = copy.deepcopy(student)
+    nb.cells = [nb.cells[0], nbformat.v4.new_code_cell(answer)]
+    return nb
+
+
+def _grade(folder, out, **kwargs):
+    options = dict(workers=2, timeout=120, memory_limit=6.0, fast=True, source="synthetic", root=ROOT, verbose=False)
+    options.update(kwargs)
+    return grading.grade(folder, LAB, out, **options)
+
+
+def test_moodle_and_canvas_exports_grade_to_the_right_ids(tmp_path):
+    student = nbformat.read(ROOT / "labs" / LAB / f"{LAB}.ipynb", as_version=4)
+    right, wrong = _cheap(student, "conv2_params = 4_640\n"), _cheap(student, "conv2_params = 1\n")
+    # Moodle: a zip, folders per participant; Bo Li handed in twice (the newer file, by its zip time, counts)
+    moodle = tmp_path / "moodle.zip"
+    with zipfile.ZipFile(moodle, "w") as zf:
+        for rel, nb, when in [(MOODLE[0], right, (2026, 12, 9, 10, 0, 0)), (MOODLE[2], right, (2026, 12, 9, 11, 0, 0)),
+                              (MOODLE[1], wrong, (2026, 12, 10, 9, 0, 0))]:
+            zf.writestr(zipfile.ZipInfo(rel, when), nbformat.writes(nb))
+    out = tmp_path / "moodle" / "grades.csv"
+    result = _grade(moodle, out, exports=["moodle"], deadline="2026-12-10T00:00Z", late_penalty=0.5)
+    rows = result["rows"]
+    assert result["rule"] == "moodle" and sorted(rows) == ["1001", "1002"], rows
+    assert rows["1001"]["name"] == "Eve Adams" and rows["1001"]["file"] == MOODLE[0]
+    assert rows["1002"]["file"] == MOODLE[1] and rows["1002"]["superseded"] == MOODLE[2]
+    assert rows["1001"]["total"] > rows["1002"]["total"] == 0  # the newer (wrong) notebook was graded
+    assert rows["1001"]["late_days"] == 0 and rows["1002"]["late_days"] == 1
+    worksheet = list(csv.DictReader((tmp_path / "moodle" / "grades-moodle.csv").open()))
+    assert [w["Identifier"] for w in worksheet] == ["Participant 1001", "Participant 1002"]
+    assert float(worksheet[0]["Grade"]) == rows["1001"]["final"] > 0
+    summary = (tmp_path / "moodle" / "grades-summary.csv").read_text()
+    assert "question,q3_count" in summary and "histogram_final" in summary
+    assert "older submissions not graded" in (tmp_path / "moodle" / "grades-summary.txt").read_text()
+
+    # Canvas: a folder; Eve's late resubmission counts and keeps its LATE mark
+    canvas = tmp_path / "canvas"
+    canvas.mkdir()
+    for rel, nb in [(CANVAS[0], wrong), (CANVAS[1], right), (CANVAS[2], wrong)]:
+        nbformat.write(nb, canvas / rel)
+    out = tmp_path / "canvas-grades" / "grades.csv"
+    rows = _grade(canvas, out, exports=["canvas", "csv"], canvas_column="Lab 01 (777)")["rows"]
+    assert sorted(rows) == ["1001", "1002"]
+    assert (rows["1001"]["file"], rows["1001"]["lms_late"], rows["1001"]["name"]) == (CANVAS[1], "LATE", "adamseve")
+    assert rows["1001"]["total"] > 0 and rows["1002"]["total"] == 0
+    imported = list(csv.reader((out.parent / "grades-canvas.csv").open()))
+    assert imported[0][-1] == "Lab 01 (777)" and [r[1] for r in imported[1:]] == ["1001", "1002"]
+
+    # an override survives a re-grade and rewrites the feedback
+    (out.parent / "grades-overrides.csv").write_text("id,question,points,comment\n1002,q3_count,1,counted by hand\n")
+    again = _grade(canvas, out, regrade=True)["rows"]
+    assert again["1002"]["q3_count"] == 1.0 and again["1002"]["overridden"] == "q3_count 0->1"
+    feedback = (out.parent / "grades-feedback" / "1002.md").read_text()
+    assert "counted by hand" in feedback and "code cell" not in feedback
+
+
+def test_shards_merge_into_the_full_gradebook(tmp_path):
+    student = nbformat.read(ROOT / "labs" / LAB / f"{LAB}.ipynb", as_version=4)
+    folder = tmp_path / "subs"
+    folder.mkdir()
+    for name in ("ann", "ben", "cat", "dan"):
+        nbformat.write(_cheap(student, "conv2_params = 4_640\n"), folder / f"{name}_{LAB}.ipynb")
+    parts = []
+    for k in (1, 2):
+        part = tmp_path / f"shard{k}.csv"
+        rows = _grade(folder, part, shard=f"{k}/2")["rows"]
+        assert rows, f"shard {k}/2 got no student: the hash split is uneven for these names"
+        parts.append(part)
+    merged = grading.merge(tmp_path / "all.csv", parts, lab=LAB, root=ROOT, exports=["csv"], verbose=False)["rows"]
+    assert sorted(merged) == ["ann", "ben", "cat", "dan"]
+    assert {p.name for p in (tmp_path / "all-feedback").glob("*.md")} == {"ann.md", "ben.md", "cat.md", "dan.md"}
+    with pytest.raises(ValueError, match="1 <= K <= N"):
+        _grade(folder, tmp_path / "x.csv", shard="3/2")

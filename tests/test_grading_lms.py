@@ -302,3 +302,23 @@ def test_shards_merge_into_the_full_gradebook(tmp_path):
     assert {p.name for p in (tmp_path / "all-feedback").glob("*.md")} == {"ann.md", "ben.md", "cat.md", "dan.md"}
     with pytest.raises(ValueError, match="1 <= K <= N"):
         _grade(folder, tmp_path / "x.csv", shard="3/2")
+
+
+def test_a_keras_cache_write_is_not_tampering(tmp_path, monkeypatch):
+    """Keras writes its downloads under $KERAS_HOME/datasets: in the sandbox that lands in the scratch folder
+    (the instructor's cached files linked read-only beside it), and the row is not suspicious."""
+    keras_home = tmp_path / "keras"
+    (keras_home / "datasets").mkdir(parents=True)
+    (keras_home / "datasets" / "cached.npz").write_bytes(b"the instructor's copy")
+    monkeypatch.setenv("KERAS_HOME", str(keras_home))
+    student = nbformat.read(ROOT / "labs" / LAB / f"{LAB}.ipynb", as_version=4)
+    folder = tmp_path / "subs"
+    folder.mkdir()
+    write = ("import os\ncache = os.path.join(os.environ['KERAS_HOME'], 'datasets')\n"
+             "assert open(os.path.join(cache, 'cached.npz'), 'rb').read() == b\"the instructor's copy\"\n"
+             "open(os.path.join(cache, 'mnist.npz.part'), 'wb').write(b'x')  # what a keras download does first\n"
+             "conv2_params = 4_640\n")
+    nbformat.write(_cheap(student, write), folder / f"eve_{LAB}.ipynb")
+    row = _grade(folder, tmp_path / "grades.csv")["rows"]["eve"]
+    assert row["status"] != "suspicious" and "raised" not in row["reason"] and row["total"] > 0, row
+    assert sorted(p.name for p in (keras_home / "datasets").iterdir()) == ["cached.npz"]  # the host cache untouched

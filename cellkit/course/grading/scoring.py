@@ -254,8 +254,9 @@ def feedback_text(row: dict, state: dict, lab: str, *, tasks: dict[str, str] | N
         lines += [f"## {tasks.get(q['name'], q['name'])}: {score:g} / {q['possible']:g}", ""]
         missing = sorted({m for c in q["cases"] for m in c.get("missing", [])})
         if missing:
-            lines.append(f"- The checks of this task use {', '.join(f'`{m}`' for m in missing)}, which your notebook "
-                         "did not define when it ran: keep the names the task gives, and run the task's cell.")
+            lines.append(f"- The checks of this task use {', '.join(f'`{m}`' for m in missing)}, which did not exist "
+                         "when your notebook ran from the top: a cell above failed, or a name the task gives was "
+                         "changed (keep those names).")
         for c in q["cases"]:
             name = c["name"].split(" - ")[-1] if " - " in c["name"] else c["name"]
             verdict = "passed" if c["passed"] else "failed"
@@ -280,7 +281,11 @@ def feedback_text(row: dict, state: dict, lab: str, *, tasks: dict[str, str] | N
     errors = [c for c in state.get("cells", []) if c["status"] != "ok"]
     if errors:
         lines += ["## Cells that did not run cleanly when your notebook was run from the top", ""]
-        for c in errors:
+        if len(errors) > 3:
+            lines += [f"{len(errors)} cells did not run cleanly. Later errors often follow from the first one: fix "
+                      "it, then check with Runtime > Restart session and run all before you hand in. The first "
+                      "three:", ""]
+        for c in errors[:3]:
             what = {"error": "raised", "timeout": "ran out of time", "memory": "ran out of memory",
                     "skipped": "did not run (no time left)"}.get(c["status"], c["status"])
             detail = student_words(c["error"].splitlines()[0]) if c.get("error") and c["status"] == "error" else ""

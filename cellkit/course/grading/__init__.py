@@ -8,15 +8,16 @@ own :class:`otter.test_files.ExceptionTestFile`).  The package splits the work b
 :mod:`.submissions` (finding, naming and reading the files; their structure),
 :mod:`.sandbox` (the grader's side of the child process), :mod:`._worker` (the child itself,
 standard library only until sandboxed), :mod:`.scoring` (statuses, rows, feedback) and
-:mod:`.gradebook` (the CSV and the summary).  It writes
+:mod:`.gradebook` (the CSV, overrides, the late policy, the summary), :mod:`.identity` (who handed in each
+file: Moodle, Canvas, plain names or a regex), :mod:`.lms` (Canvas and Moodle imports), :mod:`.preflight`
+(the lab's data is present) and :mod:`.batch` (shards, refreshing rows, merging).  It writes
 
-- the gradebook ``OUT`` (CSV, one row per student: ``id, file, status, reason``,
-  the score of each question, ``total, possible, seconds, sha256``), rewritten
-  atomically after every submission, so that a grader killed halfway leaves the
-  previous complete file and a re-run grades only what is missing;
-- one feedback file per student, ``OUT_STEM-feedback/ID.md``: each question, each
-  public and hidden test, passed or failed with the check's message in words;
-- a summary: the score distribution and every submission that needs a person's look.
+- the gradebook ``OUT`` (CSV, one row per student: ``id, name, file, status, reason``, the points of each
+  question, ``total, penalty, final, possible, submitted, ...``), rewritten atomically after every submission,
+  so that a grader killed halfway leaves the previous complete file and a re-run grades only what is missing;
+- one feedback file per student, ``OUT_STEM-feedback/ID.md``, in the student's words: each task, each check
+  passed or failed (hidden checks' messages only when asked);
+- the summary, printed and saved (``OUT_STEM-summary.txt`` and ``.csv``), and the LMS exports asked for.
 
 Why not ``otter run``?  otter's local runner unpacks the autograder zip, hidden
 tests included, beside the submission and executes the notebook there, as the

@@ -322,3 +322,22 @@ def test_a_keras_cache_write_is_not_tampering(tmp_path, monkeypatch):
     row = _grade(folder, tmp_path / "grades.csv")["rows"]["eve"]
     assert row["status"] != "suspicious" and "raised" not in row["reason"] and row["total"] > 0, row
     assert sorted(p.name for p in (keras_home / "datasets").iterdir()) == ["cached.npz"]  # the host cache untouched
+
+
+def test_lms_times_replace_file_times(tmp_path):
+    from cellkit.course.grading.identity import read_times
+
+    files = _touch(tmp_path / "c", CANVAS[:1] + CANVAS[2:])
+    listed = tmp_path / "times.csv"
+    listed.write_text("id,submitted\n1001,2026-12-11T08:30:00+01:00\n")
+    subs = {s.id: s for s in assign(files, tmp_path / "c", LAB, times=read_times(listed))[0]}
+    assert subs["1001"].timestamp == dt.datetime(2026, 12, 11, 7, 30, tzinfo=UTC)
+    assert subs["1001"].timestamp_source == "LMS list" and subs["1002"].timestamp_source == "file time"
+    worksheet = tmp_path / "worksheet.csv"
+    worksheet.write_text('Identifier,Full name,Last modified (submission)\n'
+                         '"Participant 1001","Eve Adams","Thursday, 10 December 2026, 11:59 PM"\nParticipant 1002,Bo,-\n')
+    times = read_times(worksheet)
+    assert set(times) == {"1001"} and times["1001"].astimezone().hour == 23
+    listed.write_text("id,when\n1,x\n")
+    with pytest.raises(ValueError, match="expected columns id,submitted"):
+        read_times(listed)

@@ -54,7 +54,7 @@ def _cmd_grade(args) -> int:
                    identity=args.identity, overrides=args.overrides, deadline=args.deadline,
                    late_penalty=args.late_penalty / 100, late_cap=args.late_cap / 100, exports=args.export or (),
                    canvas_column=args.canvas_column, shard=args.shard, show_hidden=args.show_hidden_messages,
-                   check_data=not args.no_data_check)
+                   check_data=not args.no_data_check, times=args.times)
     return 0 if all(r["status"] != "error" for r in result["rows"].values()) else 1
 
 
@@ -145,6 +145,9 @@ def add_commands(sub) -> None:
     p.add_argument("--deadline", default=None, help="ISO 8601 with a time zone, e.g. 2026-12-10T23:59+01:00")
     p.add_argument("--late-penalty", type=float, default=0.0, metavar="PERCENT",
                    help="percent of the earned score taken per day (or part of a day) after the deadline")
+    p.add_argument("--times", default=None, metavar="CSV",
+                   help="the LMS's submission times, used instead of the files' times: a CSV id,submitted (ISO "
+                        "8601) or Moodle's grading worksheet (Identifier, Last modified (submission))")
     p.add_argument("--late-cap", type=float, default=100.0, metavar="PERCENT", help="at most this percent (default 100)")
     _export_options(p)
     p.add_argument("--shard", default=None, metavar="K/N",

@@ -52,7 +52,7 @@ from cellkit.course.grading.lms import export
 from cellkit.course.grading.batch import _describe, _feedback, _parse_shard, _plan, _refresh, merge
 from cellkit.course.grading.gradebook import (LatePolicy, finalize, parse_deadline, read_gradebook, read_overrides,
                                               summary, write_gradebook, write_summary)
-from cellkit.course.grading.identity import IdentityError, assign
+from cellkit.course.grading.identity import IdentityError, assign, check_rule, read_times
 from cellkit.course.grading.preflight import preflight
 from cellkit.course.grading.sandbox import (TEMP_PREFIX, Context, clean_stale_copies, execute, private_paths,
                                             sandbox_available)
@@ -205,7 +205,7 @@ def grade(submissions, lab, out, *, workers: int | None = None, timeout: float =
           test_timeout: float = 120, sandbox: bool | None = None, root=None, keep_logs: bool = False,
           autograder=None, verbose: bool = True, identity: str = "auto", overrides=None, deadline: str | None = None,
           late_penalty: float = 0.0, late_cap: float = 1.0, exports=(), canvas_column: str | None = None,
-          shard: str | None = None, show_hidden: bool = False, check_data: bool = True) -> dict:
+          shard: str | None = None, show_hidden: bool = False, check_data: bool = True, times=None) -> dict:
     """Return the gradebook rows (by student id) after grading every submission of ``lab``.
 
     Parameters
@@ -251,6 +251,8 @@ def grade(submissions, lab, out, *, workers: int | None = None, timeout: float =
         array or CI matrix; combine the gradebooks with :func:`merge`.
     show_hidden : bool
         Put the grading checks' messages (which may name expected values) in the students' feedback.
+    times : path, optional
+        The LMS's submission times, used instead of the files' (:func:`.identity.read_times`).
     check_data : bool
         Refuse to start when the lab's real datasets are not on this machine (:func:`.preflight.preflight`).
 
@@ -278,7 +280,8 @@ def grade(submissions, lab, out, *, workers: int | None = None, timeout: float =
     feedback_dir = out.with_name(f"{out.stem}-feedback")
     tests = autograder_tests(zip_path)
     points = question_points(tests)
-    shard_kn = _parse_shard(shard)
+    shard_kn, identity = _parse_shard(shard), check_rule(identity)
+    lms_times = read_times(times) if times else None
     policy = LatePolicy(parse_deadline(deadline), late_penalty, late_cap)
     overrides_path = Path(overrides) if overrides else out.with_name(f"{out.stem}-overrides.csv")
     if overrides and not overrides_path.is_file():
@@ -313,7 +316,7 @@ def grade(submissions, lab, out, *, workers: int | None = None, timeout: float =
             show_hidden
         ctx.rewrite = regrade
         rows = read_gradebook(out)
-        jobs, ctx.info, rule = _plan(files, folder, lab, rows, regrade, identity, shard_kn)
+        jobs, ctx.info, rule = _plan(files, folder, lab, rows, regrade, identity, shard_kn, lms_times)
         workers = max(1, min(workers or _default_workers(memory_limit), len(jobs) or 1))
         if verbose:
             print(f"grading {len(jobs)} of {len(ctx.info)} student(s) of {lab} ({len(ctx.info) - len(jobs)} already "

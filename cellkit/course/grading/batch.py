@@ -20,7 +20,7 @@ from cellkit.course.layout import Layout, resolve_labs
 
 
 def _plan(files: list[Path], folder: Path, lab: str, rows: dict, regrade: bool, identity: str = "auto",
-          shard: tuple[int, int] | None = None) -> tuple[list[tuple], dict, str]:
+          shard: tuple[int, int] | None = None, times: dict | None = None) -> tuple[list[tuple], dict, str]:
     """Return ``(jobs, info, rule)``: ``(student id, file, notes)`` for each file to grade (new, changed, or
     ``regrade``), what the identity rule says about every student (:class:`.identity.Submission`), the rule used.
 
@@ -28,7 +28,7 @@ def _plan(files: list[Path], folder: Path, lab: str, rows: dict, regrade: bool, 
     graded under the path's id and flagged.  Of several files of one student the newest counts; under the plain
     rule (or a regex) that is flagged too, since two students' files may have collided on one name.
     """
-    subs, rule = assign(files, folder, lab, identity)
+    subs, rule = assign(files, folder, lab, identity, times)
     if shard is not None:
         k, n = shard
         subs = [s for s in subs if int(sha256(s.id.encode())[:8], 16) % n == k - 1]

@@ -111,6 +111,13 @@ def _compile(rule: str):
     return regex
 
 
+def check_rule(rule: str) -> str:
+    """Return ``rule`` after checking that it is a preset or a regex with a named group ``id`` (else raise)."""
+    if rule not in RULES:
+        _compile(rule)
+    return rule
+
+
 def _parse_time(text: str) -> dt.datetime | None:
     text = text.strip().replace("_", " ")
     for candidate in (text, text.replace(" UTC", "+00:00").replace("Z", "+00:00")):
@@ -179,8 +186,50 @@ def newest_first(subs: list[Submission]) -> list[Submission]:
                                        s.rel), reverse=True)
 
 
-def assign(files: list[Path], root: Path, lab: str, rule: str = "auto") -> tuple[list[Submission], str]:
+def read_times(path) -> dict[str, dt.datetime]:
+    """Return ``{student id: submission time}`` from a CSV the LMS gave: ``id,submitted`` (ISO 8601), or Moodle's
+    grading worksheet (``Identifier`` = ``Participant 1001``, ``Last modified (submission)`` as Moodle writes it).
+
+    Raises
+    ------
+    ValueError
+        Neither layout, or a time that cannot be read: the file and line are named.
+    """
+    import csv
+
+    path = Path(path)
+    with open(path, newline="", encoding="utf-8-sig") as f:
+        reader = csv.DictReader(f)
+        fields = reader.fieldnames or []
+        if {"id", "submitted"} <= set(fields):
+            id_col, time_col = "id", "submitted"
+        elif {"Identifier", "Last modified (submission)"} <= set(fields):
+            id_col, time_col = "Identifier", "Last modified (submission)"
+        else:
+            raise ValueError(f"{path}: expected columns id,submitted (ISO 8601) or Moodle's grading worksheet "
+                             f"(Identifier, Last modified (submission)); found {', '.join(fields)}")
+        times = {}
+        for line, row in enumerate(reader, start=2):
+            text = (row.get(time_col) or "").strip()
+            if not text or text == "-":
+                continue
+            stamp = _parse_time(text)
+            if stamp is None:
+                try:  # Moodle's userdate: "Thursday, 3 December 2026, 9:46 AM", in the site's time zone
+                    stamp = dt.datetime.strptime(text, "%A, %d %B %Y, %I:%M %p").astimezone()
+                except ValueError:
+                    raise ValueError(f"{path}, line {line}: submission time {text!r} is neither ISO 8601 nor "
+                                     "Moodle's 'Thursday, 3 December 2026, 9:46 AM'") from None
+            times[safe_id(re.sub(r"^Participant\s+", "", row[id_col].strip()))] = stamp.astimezone(dt.timezone.utc)
+    return times
+
+
+def assign(files: list[Path], root: Path, lab: str, rule: str = "auto",
+           times: dict[str, dt.datetime] | None = None) -> tuple[list[Submission], str]:
     """Return ``(submissions that count, the rule used)``: one per student, older ones in ``superseded``.
+
+    ``times`` (from :func:`read_times`) gives the LMS's submission time of a student, used for the late policy
+    instead of the file's time.
 
     Raises
     ------
@@ -207,5 +256,7 @@ def assign(files: list[Path], root: Path, lab: str, rule: str = "auto") -> tuple
     for sid, subs in sorted(by_id.items()):
         ordered = newest_first(subs)
         ordered[0].superseded = [s.rel for s in ordered[1:]]
+        if times and sid in times:
+            ordered[0].timestamp, ordered[0].timestamp_source = times[sid], "LMS list"
         chosen.append(ordered[0])
     return chosen, used

@@ -148,7 +148,8 @@ def add_commands(sub) -> None:
     p.add_argument("--times", default=None, metavar="CSV",
                    help="the LMS's submission times, used instead of the files' times: a CSV id,submitted (ISO "
                         "8601) or Moodle's grading worksheet (Identifier, Last modified (submission))")
-    p.add_argument("--late-cap", type=float, default=100.0, metavar="PERCENT", help="at most this percent (default 100)")
+    p.add_argument("--late-cap", type=float, default=100.0, metavar="PERCENT",
+                   help="at most this percent (default 100)")
     _export_options(p)
     p.add_argument("--shard", default=None, metavar="K/N",
                    help="grade only the K-th of N disjoint parts of the students (Slurm array, CI matrix); "

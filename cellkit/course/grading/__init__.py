@@ -1,10 +1,9 @@
 """Grading student submissions: a sandboxed process per notebook, a resumable gradebook, feedback in words.
 
-:func:`grade` takes a folder (or a learning-management system's zip) of ``.ipynb``
-files for one lab and, several at a time, runs each submission in its own
-process and scratch folder, then scores it with the lab's public *and hidden*
-tests (otter-grader's exception-style test files, parsed and scored by otter's
-own :class:`otter.test_files.ExceptionTestFile`).  The package splits the work by concern:
+:func:`grade` takes a folder (or a learning-management system's zip) of ``.ipynb`` files for one lab and,
+several at a time, runs each submission in its own process and scratch folder, then scores it with the lab's
+public *and hidden* tests (otter-grader's exception-style test files, parsed and scored by otter's own
+:class:`otter.test_files.ExceptionTestFile`).  The package splits the work by concern:
 :mod:`.submissions` (finding, naming and reading the files; their structure),
 :mod:`.sandbox` (the grader's side of the child process), :mod:`._worker` (the child itself,
 standard library only until sandboxed), :mod:`.scoring` (statuses, rows, feedback) and
@@ -19,11 +18,10 @@ file: Moodle, Canvas, plain names or a regex), :mod:`.lms` (Canvas and Moodle im
   passed or failed (hidden checks' messages only when asked);
 - the summary, printed and saved (``OUT_STEM-summary.txt`` and ``.csv``), and the LMS exports asked for.
 
-Why not ``otter run``?  otter's local runner unpacks the autograder zip, hidden
-tests included, beside the submission and executes the notebook there, as the
-same user, with no time or memory limit: the student's code can read the hidden
-tests while it runs.  Here the notebook runs first with the *public* tests only;
-the hidden tests reach the process through a pipe once every cell has run.
+Why not ``otter run``?  otter's local runner unpacks the autograder zip, hidden tests included, beside the
+submission and executes the notebook there, as the same user, with no time or memory limit: the student's code
+can read the hidden tests while it runs.  Here the notebook runs first with the *public* tests only; the hidden
+tests reach the process through a pipe once every cell has run.
 
 The threat model (what the sandbox does, and where it stops) is in :mod:`.sandbox`.
 """
@@ -312,16 +310,16 @@ def grade(submissions, lab, out, *, workers: int | None = None, timeout: float =
                       private=private_paths())
         ctx.test_files, ctx.secrets = parse_tests(tests), secret_lines(tests)
         ctx.released = nbformat.read(layout.student_notebook(lab), as_version=4)
-        ctx.tasks, ctx.overrides, ctx.policy, ctx.show_hidden = task_titles(ctx.released), override_rows, policy, \
-            show_hidden
-        ctx.rewrite = regrade
+        ctx.tasks, ctx.overrides, ctx.policy = task_titles(ctx.released), override_rows, policy
+        ctx.show_hidden, ctx.rewrite = show_hidden, regrade
         rows = read_gradebook(out)
         jobs, ctx.info, rule = _plan(files, folder, lab, rows, regrade, identity, shard_kn, lms_times)
         workers = max(1, min(workers or _default_workers(memory_limit), len(jobs) or 1))
         if verbose:
             print(f"grading {len(jobs)} of {len(ctx.info)} student(s) of {lab} ({len(ctx.info) - len(jobs)} already "
                   f"graded; {len(files)} file(s), students named by the {rule!r} rule"
-                  f"{f', shard {shard}' if shard else ''}), {workers} at a time, {'fast' if fast else 'full'} mode, time budget {timeout:.0f} s, "
+                  f"{f', shard {shard}' if shard else ''}), {workers} at a time, {'fast' if fast else 'full'} mode, "
+                  f"time budget {timeout:.0f} s, "
                   f"memory {memory_limit:g} GiB, sandbox: {'namespaces' if sandbox else 'process only'}", flush=True)
             if not sandbox:
                 print("WARNING sandbox: process only (no user namespaces here): student code runs as your user; "
@@ -335,9 +333,11 @@ def grade(submissions, lab, out, *, workers: int | None = None, timeout: float =
                 ctx.close()
         else:
             ctx.close()
-        _refresh(rows, ctx, list(points))
+        unknown = _refresh(rows, ctx, list(points))
         write_gradebook(out, rows, list(points))
     text = summary(rows, sum(points.values()))
+    text += f"\nWARNING overrides for unknown id(s), not applied: {', '.join(unknown[:8])}" if unknown and not shard \
+        else ""
     written = write_summary(out, rows, list(points), points)
     written += [export(fmt, out, rows, list(points), canvas_column=canvas_column) for fmt in exports]
     seconds = time.perf_counter() - t0

@@ -68,8 +68,9 @@ def _feedback(row: dict, state: dict, ctx) -> str:
     return feedback_text(row, state, ctx.lab, tasks=ctx.tasks, overrides=ctx.overrides, show_hidden=ctx.show_hidden)
 
 
-def _refresh(rows: dict, ctx, questions: list[str]) -> None:
-    """Apply the overrides and the late policy to every row again and rewrite the feedback they change."""
+def _refresh(rows: dict, ctx, questions: list[str]) -> list[str]:
+    """Apply the overrides and the late policy to every row again, rewrite the feedback they change, and return
+    the ids the overrides name that have no row (a typo, or another shard's students)."""
     for sid, row in rows.items():
         sub = ctx.info.get(sid)
         if sub is not None and row.get("sha256") == sha256(sub.path):
@@ -80,6 +81,7 @@ def _refresh(rows: dict, ctx, questions: list[str]) -> None:
         changed = before != {k: str(row.get(k)) for k in before}
         if state_file.is_file() and (changed or not (ctx.feedback_dir / f"{sid}.md").is_file() or ctx.rewrite):
             write_text(ctx.feedback_dir / f"{sid}.md", _feedback(row, json.loads(state_file.read_text()), ctx))
+    return sorted({o.id for o in ctx.overrides} - set(rows))
 
 
 def _parse_shard(shard) -> tuple[int, int] | None:

@@ -129,7 +129,8 @@ def parse_deadline(text: str | None) -> dt.datetime | None:
     try:
         stamp = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:
-        raise ValueError(f"deadline={text!r}: expected ISO 8601 with a time zone, e.g. 2026-12-10T23:59+01:00") from None
+        raise ValueError(f"deadline={text!r}: expected ISO 8601 with a time zone, e.g. 2026-12-10T23:59+01:00") \
+            from None
     if stamp.tzinfo is None:
         raise ValueError(f"deadline={text!r}: give a time zone (+01:00, or Z for UTC): file times are UTC")
     return stamp
@@ -241,7 +242,8 @@ def write_summary(out: Path, rows: dict[str, dict], questions: list[str], points
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(["section", "key", "points", "graded", "mean", "full_marks", "zero", "count"])
     for t in table:
-        writer.writerow(["question", t["question"], t["points"], t["graded"], t["mean"], t["full_marks"], t["zero"], ""])
+        writer.writerow(["question", t["question"], t["points"], t["graded"], t["mean"], t["full_marks"], t["zero"],
+                         ""])
     for label, n in histogram(list(rows.values()), possible or 1):
         writer.writerow(["histogram_final", label, "", "", "", "", "", n])
     for status in PRIORITY:

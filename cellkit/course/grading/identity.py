@@ -182,7 +182,8 @@ def newest_first(subs: list[Submission]) -> list[Submission]:
     LMS wrote into the name or else the file's modification time (for a zip: the time stored in the zip), then
     the path (last in sort order first), so that the choice never depends on the order of a folder listing.
     """
-    return sorted(subs, key=lambda s: (s.path.suffix == ".ipynb", s.attempt, s.timestamp or dt.datetime.min.replace(tzinfo=dt.timezone.utc),
+    oldest = dt.datetime.min.replace(tzinfo=dt.timezone.utc)
+    return sorted(subs, key=lambda s: (s.path.suffix == ".ipynb", s.attempt, s.timestamp or oldest,
                                        s.rel), reverse=True)
 
 

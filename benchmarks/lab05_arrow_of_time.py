@@ -22,7 +22,8 @@ prior.  One JSON line per run::
     FULLDATA=1 AUG=0 PYTHONPATH=. python benchmarks/lab05_arrow_of_time.py 1 0 8 feats 15
 
 ``FULLDATA=1``: the full-size synthetic videos (8 x 120 frames) instead of the fast ones (4 x 40);
-``S``: frame size after the resize (default 32); ``DATA_ROOT``: where the videos are generated.
+``S``: frame size after the resize (default 32); ``DATA_ROOT``: where the videos are generated;
+``POOL=max``: the frame-pair encoder ends in global max pooling instead of Flatten (the lab's encoder).
 """
 import json
 import os
@@ -46,6 +47,7 @@ if values_kind not in ("feats", "states"):
     raise SystemExit(f"values={values_kind!r}: expected 'feats' or 'states'")
 S = int(os.environ.get("S", "32"))
 FAST = os.environ.get("FULLDATA", "0") != "1"
+POOL = os.environ.get("POOL", "flatten")  # "max": global max pooling (an event anywhere in the field), fewer weights
 root = Path(os.environ.get("DATA_ROOT", "/tmp/lab05_arrow")) / f"data_{data_seed}_{strength}_{FAST}"
 if not (root / "ground_truth.csv").exists():
     migration.make_synthetic(root, fast=FAST, seed=data_seed, strength=strength)
@@ -68,7 +70,8 @@ def build(seed):
         x = layers.Conv2D(f, 3, strides=2, padding="same", use_bias=False)(x)
         x = layers.GroupNormalization(groups=4)(x)
         x = layers.ReLU()(x)
-    x = layers.Dense(32)(layers.Flatten()(x))
+    pooled = layers.GlobalMaxPooling2D()(x) if POOL == "max" else layers.Flatten()(x)
+    x = layers.Dense(32)(pooled)
     feats = layers.TimeDistributed(keras.Model(e_in, x))(inp)
     states, h, _ = layers.LSTM(32, return_sequences=True, return_state=True)(feats)
     context, w = att.DotAttention()(h, feats if values_kind == "feats" else states)
@@ -131,7 +134,7 @@ for n, c in table.items():
 per_type = ev.evaluate(table, events, tolerance=1)
 per_type = per_type[per_type.model == "arrow attention"].set_index("event").auc.round(2).to_dict()
 print(json.dumps(dict(data_seed=data_seed, net_seed=net_seed, L=L, values=values_kind, epochs=epochs,
-                      strength=strength, fast_size=FAST, frame_size=S, aug=os.environ.get("AUG", "1") == "1",
+                      strength=strength, fast_size=FAST, pool=POOL, frame_size=S, aug=os.environ.get("AUG", "1") == "1",
                       acc_train=round(hist.history["forward_accuracy"][-1], 3),
                       acc_heldout=round(float(np.mean((p > 0.5) == (y_held > 0.5))), 3),
                       largest_weight=round(float(weights.max(1).mean()), 3), uniform_weight=round(1 / L, 3),

@@ -13,7 +13,8 @@ frames that the optional ``mask`` keeps.  Functions (NumPy in, NumPy out, except
 
 * :func:`kl_to_uniform`: KL divergence of an attention distribution from the uniform one;
 * :func:`importance`: attention normalised by its smallest value in each sequence, in log
-  units (the information content of a frame relative to the least attended one);
+  units (how many times more attention a frame gets than the least attended one, on a log scale;
+  not an information content, which would be ``-log p``);
 * :func:`frame_importance`: per-frame importance of a whole video from overlapping sequences;
 * :func:`attention_variance`: a score for short subsequences, the variance of attention in them.
 """
@@ -181,9 +182,10 @@ def importance(weights, *, base: float = np.e, floor: float = 1e-9) -> np.ndarra
     """Return ``log(a_i / min_j a_j)`` for each attention row: importance relative to the least attended frame.
 
     Dividing by the row's smallest weight removes what all frames of a sequence share,
-    so that sequences whose attention is spread differently can be compared; the log turns
-    the ratio into an information content (nats for ``base=e``, bits for ``base=2``).
-    The least attended frame of each row scores 0.
+    so that sequences whose attention is spread differently can be compared; the log puts the
+    ratio on an additive scale (nats for ``base=e``, bits for ``base=2``).  This is a log-ratio of
+    attention, not Shannon's information content (``-log p`` of an outcome's probability), although
+    the original project called it that.  The least attended frame of each row scores 0.
 
     A softmax is positive in exact arithmetic, but in float32 a peaked row underflows to
     exact zeros (the transformer's attention does, in full mode); the ratio would then be

@@ -341,3 +341,37 @@ def test_lms_times_replace_file_times(tmp_path):
     listed.write_text("id,when\n1,x\n")
     with pytest.raises(ValueError, match="expected columns id,submitted"):
         read_times(listed)
+
+
+def test_bad_options_are_named_as_the_instructor_typed_them(tmp_path):
+    """An error names the command-line option (``--shard``, not ``shard=``) and what it expects, before grading."""
+    folder = tmp_path / "subs"
+    folder.mkdir()
+    (folder / "alice_01_mnist.ipynb").write_text("{}")
+    out = str(tmp_path / "grades.csv")
+
+    cases = {("--shard", "3/2"): r"--shard '3/2': expected 1 <= K <= N",
+             ("--shard", "2"): r"--shard '2': expected K/N",
+             ("--deadline", "2026-12-10T23:59"): r"--deadline '2026-12-10T23:59': give a time zone",
+             ("--deadline", "tomorrow"): r"--deadline 'tomorrow': expected ISO 8601",
+             ("--identity", r"(?P<who>\w+)"): r"--identity '\(\?P<who>\\w\+\)': the regex has no named group 'id'",
+             ("--late-penalty", "10"): r"--late-penalty 10 needs --deadline",
+             ("--deadline", "2026-12-10T23:59Z", "--late-penalty", "150"): r"--late-penalty 150: expected a percent "
+                                                                          r"between 0 and 100",
+             ("--overrides", "nope.csv"): r"--overrides nope.csv: no such file"}
+    for args, message in cases.items():
+        with pytest.raises(Exception, match=message):
+            grading.grade(folder, LAB, out, source="synthetic", **_options(args))
+    assert not Path(out).exists()
+
+
+def _options(args) -> dict:
+    """The keyword arguments the CLI passes to grade() for ``args`` (the same conversions as cellkit.course.cli)."""
+    from cellkit.course.cli import add_commands
+    import argparse
+
+    parser = argparse.ArgumentParser()
+    add_commands(parser.add_subparsers())
+    ns = parser.parse_args(["grade", "x", "--lab", "01", *args])
+    return {"shard": ns.shard, "deadline": ns.deadline, "identity": ns.identity, "overrides": ns.overrides,
+            "late_penalty": ns.late_penalty / 100, "late_cap": ns.late_cap / 100}

@@ -283,7 +283,7 @@ def grade(submissions, lab, out, *, workers: int | None = None, timeout: float =
     policy = LatePolicy(parse_deadline(deadline), late_penalty, late_cap)
     overrides_path = Path(overrides) if overrides else out.with_name(f"{out.stem}-overrides.csv")
     if overrides and not overrides_path.is_file():
-        raise FileNotFoundError(f"overrides={overrides}: no such file (expected a CSV id,question,points,comment)")
+        raise FileNotFoundError(f"--overrides {overrides}: no such file (expected a CSV id,question,points,comment)")
     override_rows = read_overrides(overrides_path, list(points))
     if "canvas" in exports and not canvas_column:
         export("canvas", out, {}, [])  # raises, naming the option, before anything is graded

@@ -90,9 +90,9 @@ def _parse_shard(shard) -> tuple[int, int] | None:
     try:
         k, n = (int(x) for x in str(shard).split("/"))
     except ValueError:
-        raise ValueError(f"shard={shard!r}: expected K/N, e.g. 3/10 for the third of ten parts") from None
+        raise ValueError(f"--shard {shard!r}: expected K/N, e.g. 3/10 for the third of ten parts") from None
     if not 1 <= k <= n:
-        raise ValueError(f"shard={shard!r}: expected 1 <= K <= N")
+        raise ValueError(f"--shard {shard!r}: expected 1 <= K <= N, e.g. 1/2 and 2/2")
     return k, n
 
 

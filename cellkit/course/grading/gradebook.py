@@ -111,7 +111,12 @@ class LatePolicy:
 
     def __post_init__(self):
         if not (0 <= self.per_day <= 1 and 0 <= self.cap <= 1):
-            raise ValueError(f"late penalty {self.per_day} per day, cap {self.cap}: expected fractions between 0 and 1")
+            bad, value = ("--late-penalty", self.per_day) if not 0 <= self.per_day <= 1 else ("--late-cap", self.cap)
+            raise ValueError(f"{bad} {value * 100:g}: expected a percent between 0 and 100 (in Python, a fraction "
+                             f"between 0 and 1; got {value:g})")
+        if self.per_day and self.deadline is None:
+            raise ValueError(f"--late-penalty {self.per_day * 100:g} needs --deadline (ISO 8601 with a time zone, "
+                             "e.g. 2026-12-10T23:59+01:00): without it no submission is late")
         if self.deadline is not None and self.deadline.tzinfo is None:
             raise ValueError(f"deadline {self.deadline}: give a time zone (2026-12-10T23:59+01:00, or Z for UTC)")
 
@@ -129,10 +134,11 @@ def parse_deadline(text: str | None) -> dt.datetime | None:
     try:
         stamp = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:
-        raise ValueError(f"deadline={text!r}: expected ISO 8601 with a time zone, e.g. 2026-12-10T23:59+01:00") \
+        raise ValueError(f"--deadline {text!r}: expected ISO 8601 with a time zone, e.g. 2026-12-10T23:59+01:00") \
             from None
     if stamp.tzinfo is None:
-        raise ValueError(f"deadline={text!r}: give a time zone (+01:00, or Z for UTC): file times are UTC")
+        raise ValueError(f"--deadline {text!r}: give a time zone, e.g. {text}+01:00 (or Z for UTC): "
+                         "submission times are compared in UTC")
     return stamp
 
 

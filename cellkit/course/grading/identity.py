@@ -103,10 +103,10 @@ def _compile(rule: str):
     try:
         regex = re.compile(pattern)
     except re.error as exc:
-        raise IdentityError(f"identity rule {rule!r}: not a regular expression ({exc}); expected one of "
+        raise IdentityError(f"--identity '{rule}': not a regular expression ({exc}); expected one of "
                             f"{', '.join(RULES)} or a regex with a named group 'id'") from exc
     if "id" not in regex.groupindex:
-        raise IdentityError(f"identity rule {rule!r}: the regex has no named group 'id' (write (?P<id>...)); "
+        raise IdentityError(f"--identity '{rule}': the regex has no named group 'id' (write (?P<id>...)); "
                             f"named groups it may also have: name, late, attempt, timestamp")
     return regex
 

@@ -375,3 +375,27 @@ def _options(args) -> dict:
     ns = parser.parse_args(["grade", "x", "--lab", "01", *args])
     return {"shard": ns.shard, "deadline": ns.deadline, "identity": ns.identity, "overrides": ns.overrides,
             "late_penalty": ns.late_penalty / 100, "late_cap": ns.late_cap / 100}
+
+
+def test_the_guides_grading_commands_run_as_written():
+    """Every ``cellkit grade`` / ``grade-merge`` command in docs/instructors.md parses, and one that exports to
+    Canvas names the assignment's column (else it stops before grading: a new instructor copies these lines)."""
+    import argparse
+    import re
+    import shlex
+
+    from cellkit.course.cli import add_commands
+
+    parser = argparse.ArgumentParser()
+    add_commands(parser.add_subparsers())
+    text = (ROOT / "docs" / "instructors.md").read_text().replace("\\\n", " ")
+    commands = re.findall(r"(?:^|`)(cellkit grade(?:-merge)? [^`\n#]*)", text, flags=re.M)
+    assert len(commands) >= 6, commands
+    for command in (c for c in commands if "..." not in c):  # "cellkit grade ... --shard K/N" is a sketch
+        args = shlex.split(command.replace("$SLURM_ARRAY_TASK_ID", "1"))
+        try:
+            ns = parser.parse_args(args[1:])
+        except SystemExit:
+            pytest.fail(f"docs/instructors.md: {command!r} does not parse")
+        if "canvas" in (ns.export or []):
+            assert ns.canvas_column, f"docs/instructors.md: {command!r} exports to Canvas without --canvas-column"

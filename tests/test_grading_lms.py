@@ -399,3 +399,38 @@ def test_the_guides_grading_commands_run_as_written():
             pytest.fail(f"docs/instructors.md: {command!r} does not parse")
         if "canvas" in (ns.export or []):
             assert ns.canvas_column, f"docs/instructors.md: {command!r} exports to Canvas without --canvas-column"
+
+
+def test_merge_takes_the_guides_glob_and_checks_the_overrides(tmp_path):
+    """``grade-merge grades.csv shards/grades-*.csv`` also matches each shard's summary and exports: they are
+    skipped (another CSV is refused, named); overrides beside the merged gradebook that a shard did not apply are
+    refused with the fix, instead of being lost."""
+    from cellkit.course.grading.gradebook import write_summary
+
+    shards = tmp_path / "shards"
+    shards.mkdir()
+    points = {"q1": 2.0, "q2": 2.0}
+    for k, rows in ((1, {"1": _row("1", 1.0, 1.0)}), (2, {"2": _row("2", 2.0, 0.0)})):
+        part = shards / f"grades-{k}.csv"
+        rows = {sid: finalize(r, ["q1", "q2"], [], LatePolicy()) for sid, r in rows.items()}
+        write_gradebook(part, rows, ["q1", "q2"])
+        write_summary(part, rows, ["q1", "q2"], points)
+        lms.export("csv", part, rows, ["q1", "q2"])
+    parts = sorted(shards.glob("grades-*.csv"))
+    assert len(parts) == 6
+    merged = grading.merge(tmp_path / "grades.csv", parts, verbose=False)["rows"]
+    assert sorted(merged) == ["1", "2"]
+    stray = shards / "notes.csv"
+    stray.write_text("student,remark\n1,ok\n")
+    with pytest.raises(ValueError, match=r"notes.csv: not a gradebook \(no id column\)"):
+        grading.merge(tmp_path / "grades.csv", [*parts, stray], verbose=False)
+    # an override written beside the merged gradebook that the shards never saw
+    (tmp_path / "grades-overrides.csv").write_text("id,question,points,comment\n2,q2,1,by hand\n")
+    with pytest.raises(ValueError, match=r"grades-overrides.csv.*not applied by the shards: 2 q2.*--overrides"):
+        grading.merge(tmp_path / "grades.csv", parts, verbose=False)
+    # the shards graded with it (cellkit grade ... --overrides): the merge goes through
+    part2 = shards / "grades-2.csv"
+    rows2 = {"2": finalize(_row("2", 2.0, 0.0), ["q1", "q2"], [Override("2", "q2", 1.0, "by hand")], LatePolicy())}
+    write_gradebook(part2, rows2, ["q1", "q2"])
+    merged = grading.merge(tmp_path / "grades.csv", parts, verbose=False)["rows"]
+    assert float(merged["2"]["q2"]) == 1.0 and merged["2"]["overridden"] == "q2 0->1"

@@ -10,8 +10,8 @@ from cellkit.atomic import sha256, write_text
 from cellkit.course.autograder import ensure as ensure_autograder
 from cellkit.course.autograder import question_points
 from cellkit.course.autograder import tests as autograder_tests
-from cellkit.course.grading.gradebook import (finalize, merge_gradebooks, question_columns, read_gradebook, summary,
-                                              write_summary)
+from cellkit.course.grading.gradebook import (_gradebooks_only, finalize, merge_gradebooks, question_columns,
+                                              read_gradebook, read_overrides, summary, write_summary)
 from cellkit.course.grading.identity import assign
 from cellkit.course.grading.lms import export
 from cellkit.course.grading.scoring import feedback_text
@@ -96,13 +96,36 @@ def _parse_shard(shard) -> tuple[int, int] | None:
     return k, n
 
 
-def merge(out, parts, *, lab=None, root=None, exports=(), canvas_column: str | None = None,
+def unapplied_overrides(rows: dict[str, dict], overrides) -> list[str]:
+    """Return ``"ID QUESTION"`` for each override that the rows do not show (their ``overridden`` column)."""
+    missing = []
+    for o in overrides:
+        row = rows.get(o.id)
+        done = [e.strip() for e in (row or {}).get("overridden", "").split(";")]
+        if row is not None and not any(e.startswith(f"{o.question} ") and e.endswith(f"->{o.points:g}") for e in done):
+            missing.append(f"{o.id} {o.question}")
+    return missing
+
+
+def merge(out, parts, *, lab=None, root=None, exports=(), canvas_column: str | None = None, overrides=None,
           verbose: bool = True) -> dict:
     """Return the merged rows after combining the shards' gradebooks ``parts`` into ``out`` (feedback too), and
-    writing its summary and ``exports``.  Overrides and the late policy were applied by each shard's run."""
+    writing its summary and ``exports``.  Overrides and the late policy were applied by each shard's run: an
+    overrides file (``overrides``, default ``OUT_STEM-overrides.csv`` if present) that a shard did not apply is
+    refused, since the merge cannot rewrite rows or feedback without the late policy."""
     out = Path(out).resolve()
-    rows = merge_gradebooks(out, [Path(p) for p in parts])
+    parts = _gradebooks_only([Path(p) for p in parts])
+    rows = merge_gradebooks(out, parts)
     questions = question_columns(read_gradebook(out))
+    overrides_path = Path(overrides) if overrides else out.with_name(f"{out.stem}-overrides.csv")
+    if overrides and not overrides_path.is_file():
+        raise FileNotFoundError(f"--overrides {overrides}: no such file (expected a CSV id,question,points,comment)")
+    missing = unapplied_overrides(rows, read_overrides(overrides_path, questions))
+    if missing:
+        raise ValueError(f"{overrides_path}: {len(missing)} override(s) not applied by the shards: "
+                         f"{', '.join(missing[:5])}{' ...' if len(missing) > 5 else ''}. Run every shard's "
+                         f"'cellkit grade' again with --overrides {overrides_path} (graded rows are only refreshed), "
+                         "then merge again")
     possible = float(next(iter(rows.values()))["possible"]) if rows else 0.0
     points = {q: 0.0 for q in questions}
     if lab is not None:

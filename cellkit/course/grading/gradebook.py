@@ -262,6 +262,30 @@ def write_summary(out: Path, rows: dict[str, dict], questions: list[str], points
 # ------------------------------------------------------------------ shards
 
 
+SIBLINGS = ("-summary.csv", "-canvas.csv", "-moodle.csv", "-export.csv", "-overrides.csv")
+"""What the grader writes beside a gradebook ``STEM.csv``: ``STEM-summary.csv``, the exports, the overrides."""
+
+
+def _gradebooks_only(parts: list[Path]) -> list[Path]:
+    """Return ``parts`` without the files the grader writes beside a gradebook that is itself in ``parts`` (a glob
+    such as ``shards/grades-*.csv`` matches ``grades-1-summary.csv`` too); refuse any other CSV, naming it."""
+    names = {p.resolve() for p in parts}
+    kept = []
+    for part in parts:
+        if not part.is_file():
+            raise FileNotFoundError(f"{part}: no such gradebook")
+        sibling = next((s for s in SIBLINGS if part.name.endswith(s)), None)
+        if sibling and part.with_name(part.name[:-len(sibling)] + ".csv").resolve() in names:
+            continue
+        with open(part, newline="", encoding="utf-8") as f:
+            header = next(csv.reader(f), [])
+        if "id" not in header or "sha256" not in header:
+            raise ValueError(f"{part}: not a gradebook (no id column); expected the CSVs that 'cellkit grade --shard "
+                             "K/N --out ...' wrote, e.g. shards/*/grades.csv")
+        kept.append(part)
+    return kept
+
+
 def merge_gradebooks(out: Path, parts: list[Path]) -> dict[str, dict]:
     """Return the rows of ``parts`` (gradebooks of shards of one lab) after writing them to ``out`` as one.
 
@@ -271,10 +295,8 @@ def merge_gradebooks(out: Path, parts: list[Path]) -> dict[str, dict]:
     import shutil
 
     rows, origin, questions = {}, {}, None
+    parts = _gradebooks_only([Path(p) for p in parts])
     for part in parts:
-        part = Path(part)
-        if not part.is_file():
-            raise FileNotFoundError(f"{part}: no such gradebook")
         got = read_gradebook(part)
         qs = question_columns(got)
         if questions is None:

@@ -82,6 +82,20 @@ def test_canvas_names_give_user_ids_late_marks_and_resubmissions(tmp_path):
     assert (got["1002"].name, got["1002"].late) == ("libo", False)
 
 
+
+def test_canvas_names_as_canvas_writes_them_lowercase_late_and_accents(tmp_path):
+    """Canvas's ContentZipper joins sortable name, ``LATE`` and user id with ``_``, then keeps only word
+    characters and lower-cases the lot (``gsub(/[^[[:word:]]]/, '').downcase``): the late mark is ``late`` and
+    a name keeps its accents.  Either used to fail the whole batch (files not matching the rule)."""
+    names = ["adamseve_late_1001_23457_01_mnist-1.ipynb", "adamseve_1001_23456_01_mnist.ipynb",
+             "müllerjürgen_1003_23470_Copy of 01_mnist.ipynb", "o_brienpat_1004_23480_01_mnist.ipynb"]
+    subs, rule = assign(_touch(tmp_path, names), tmp_path, LAB)
+    got = {s.id: s for s in subs}
+    assert rule == "canvas" and set(got) == {"1001", "1003", "1004"}
+    assert (got["1001"].rel, got["1001"].late, got["1001"].attempt) == (names[0], True, 1)
+    assert (got["1003"].name, got["1003"].late) == ("müllerjürgen", False)
+    assert got["1004"].name == "o_brienpat"
+
 def test_plain_names_understand_colab_copies_and_browser_numbers(tmp_path):
     assert grading.student_id(tmp_path / "Copy of alice_01_mnist (1).ipynb", tmp_path, LAB) == "alice"
     assert grading.student_id(tmp_path / "bob" / "Copy of 01_mnist.ipynb", tmp_path, LAB) == "bob"

@@ -22,8 +22,9 @@ Presets (:data:`PRESETS`):
     participant: full name, participant id, plugin) or the same joined into one file name when the download does
     not use folders: student "Eve Adams", id ``1001``.
 ``canvas``
-    "Download Submissions": ``adamseve_1001_23456_01_mnist-1.ipynb``, or with ``_LATE_`` after the login: login
-    ``adamseve``, user id ``1001``, attachment ``23456``, resubmission ``1``.
+    "Download Submissions": ``adamseve_1001_23456_01_mnist-1.ipynb``, or with ``_late_`` after the name (Canvas
+    lower-cases its ``LATE``; either case is read): name ``adamseve``, user id ``1001``, attachment ``23456``,
+    resubmission ``1``.
 ``plain``
     ``alice_01_mnist.ipynb`` (the lab's name stripped: ``alice``) or ``alice/01_mnist.ipynb`` (the folder).
 ``auto`` (the default)
@@ -44,7 +45,9 @@ from pathlib import Path
 
 PRESETS = {
     "moodle": r"(?:^|/)(?P<name>[^/]+?)_(?P<id>\d+)_assign(?:submission|feedback)_[a-z]+_(?:/.*)?[^/]*$",
-    "canvas": r"(?:^|/)(?P<name>[a-z0-9]+?)(?P<late>_LATE)?_(?P<id>\d+)_(?P<attachment>\d{3,})_"
+    # Canvas's ContentZipper: [sortable name, "LATE" if late, user id].join("_"), then gsub(/[^[[:word:]]]/, "")
+    # and downcase (so "late", and a name keeps accents and underscores), then "_ATTACHMENT ID_DISPLAY NAME"
+    "canvas": r"(?:^|/)(?P<name>\w+?)(?P<late>_(?i:late))?_(?P<id>\d+)_(?P<attachment>\d{3,})_"
               r"[^/]*?(?:-(?P<attempt>\d+))?(?:\.[A-Za-z0-9]+)?$",
 }
 """The LMS presets' regular expressions (``plain`` is :func:`plain_id`, which needs the lab's name)."""

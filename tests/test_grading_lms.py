@@ -448,3 +448,18 @@ def test_merge_takes_the_guides_glob_and_checks_the_overrides(tmp_path):
     write_gradebook(part2, rows2, ["q1", "q2"])
     merged = grading.merge(tmp_path / "grades.csv", parts, verbose=False)["rows"]
     assert float(merged["2"]["q2"]) == 1.0 and merged["2"]["overridden"] == "q2 0->1"
+
+
+def test_a_missing_name_after_a_failed_cell_is_not_called_a_rename():
+    """The gradebook's reason for a name the tests need: after a failing cell it was most likely never defined
+    (an unanswered task), which the instructor should read before suspecting a rename."""
+    from cellkit.course.grading.scoring import process_reasons
+
+    questions = [{"name": "q4", "cases": [{"missing": ["test_accuracy"]}]}]
+    cells = [{"number": 1, "status": "ok"}, {"number": 2, "status": "error"}]
+    events = {"executed": {"cells": cells}, "results": {}, "cells_started": [1, 2]}
+    text = "; ".join(t for _, t in process_reasons(events, questions, 2))
+    assert "test_accuracy" in text and "a cell above failed" in text and "renamed" in text
+    events["executed"]["cells"] = [{"number": 1, "status": "ok"}, {"number": 2, "status": "ok"}]
+    text = "; ".join(t for _, t in process_reasons(events, questions, 2))
+    assert "test_accuracy (renamed or deleted?)" in text and "failed" not in text

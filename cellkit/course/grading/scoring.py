@@ -151,7 +151,9 @@ def process_reasons(events: dict, questions: list[dict], n_code_cells: int) -> l
                                      "(os._exit, sys.exit in a thread...) or the worker failed; see the worker log"))
     missing = sorted({m for q in questions for c in q["cases"] for m in c.get("missing", [])})
     if missing:
-        reasons.append(("flagged", f"names the tests need are not defined: {', '.join(missing)} (renamed or deleted?)"))
+        failed = any(c.get("status") in ("error", "timeout", "memory") for c in (executed or {}).get("cells", []))
+        why = "a cell above failed before defining them, or renamed or deleted?" if failed else "renamed or deleted?"
+        reasons.append(("flagged", f"names the tests need are not defined: {', '.join(missing)} ({why})"))
     return reasons
 
 

@@ -463,3 +463,27 @@ def test_a_missing_name_after_a_failed_cell_is_not_called_a_rename():
     events["executed"]["cells"] = [{"number": 1, "status": "ok"}, {"number": 2, "status": "ok"}]
     text = "; ".join(t for _, t in process_reasons(events, questions, 2))
     assert "test_accuracy (renamed or deleted?)" in text and "failed" not in text
+
+
+def test_moodle_worksheet_times_are_read_in_the_deadlines_time_zone(tmp_path):
+    """Moodle writes the worksheet's times without a zone, in the Moodle user's zone.  Read on a machine in another
+    zone (a UTC cluster node), a submission 29 minutes before a +01:00 deadline became a day late: the times are
+    read in the deadline's zone, which the instructor gives as their Moodle shows it."""
+    from cellkit.course.grading.identity import read_times
+
+    worksheet = tmp_path / "worksheet.csv"
+    worksheet.write_text('Identifier,Last modified (submission)\n"Participant 1004","Thursday, 10 December 2026, '
+                         '11:30 PM"\n')
+    deadline = parse_deadline("2026-12-10T23:59+01:00")
+    times = read_times(worksheet, tz=deadline.tzinfo)
+    assert times["1004"] == dt.datetime(2026, 12, 10, 22, 30, tzinfo=UTC)
+    row = finalize({**_row("1004", 2.0, 2.0, times["1004"].isoformat())}, ["q1", "q2"], [],
+                   LatePolicy(deadline, per_day=0.1))
+    assert row["late_days"] == 0 and row["penalty"] == 0
+    # the export writes Moodle's times in the same zone, as Moodle shows and parses them
+    rows = {"1004": row}
+    now = dt.datetime(2026, 12, 12, 9, 0, tzinfo=UTC)
+    sheet = list(csv.DictReader(lms.export("moodle", tmp_path / "g.csv", rows, ["q1", "q2"], now=now,
+                                           tz=deadline.tzinfo).open()))
+    assert sheet[0]["Last modified (submission)"] == "Thursday, 10 December 2026, 11:30 PM"
+    assert sheet[0]["Last modified (grade)"] == "Saturday, 12 December 2026, 10:00 AM"

@@ -279,8 +279,9 @@ def grade(submissions, lab, out, *, workers: int | None = None, timeout: float =
     tests = autograder_tests(zip_path)
     points = question_points(tests)
     shard_kn, identity = _parse_shard(shard), check_rule(identity)
-    lms_times = read_times(times) if times else None
     policy = LatePolicy(parse_deadline(deadline), late_penalty, late_cap)
+    zone = policy.deadline.tzinfo if policy.deadline else None  # Moodle's worksheet times are in the user's zone
+    lms_times = read_times(times, tz=zone) if times else None
     overrides_path = Path(overrides) if overrides else out.with_name(f"{out.stem}-overrides.csv")
     if overrides and not overrides_path.is_file():
         raise FileNotFoundError(f"--overrides {overrides}: no such file (expected a CSV id,question,points,comment)")
@@ -339,7 +340,7 @@ def grade(submissions, lab, out, *, workers: int | None = None, timeout: float =
     text += f"\nWARNING overrides for unknown id(s), not applied: {', '.join(unknown[:8])}" if unknown and not shard \
         else ""
     written = write_summary(out, rows, list(points), points)
-    written += [export(fmt, out, rows, list(points), canvas_column=canvas_column) for fmt in exports]
+    written += [export(fmt, out, rows, list(points), canvas_column=canvas_column, tz=zone) for fmt in exports]
     seconds = time.perf_counter() - t0
     if verbose:
         print(text)

@@ -190,9 +190,12 @@ def newest_first(subs: list[Submission]) -> list[Submission]:
                                        s.rel), reverse=True)
 
 
-def read_times(path) -> dict[str, dt.datetime]:
+def read_times(path, tz: dt.tzinfo | None = None) -> dict[str, dt.datetime]:
     """Return ``{student id: submission time}`` from a CSV the LMS gave: ``id,submitted`` (ISO 8601), or Moodle's
     grading worksheet (``Identifier`` = ``Participant 1001``, ``Last modified (submission)`` as Moodle writes it).
+
+    Moodle writes its times without a zone, in the Moodle user's time zone: they are read in ``tz`` (the deadline's
+    zone, which the instructor gives as their Moodle shows it), else in this machine's zone.
 
     Raises
     ------
@@ -219,8 +222,9 @@ def read_times(path) -> dict[str, dt.datetime]:
                 continue
             stamp = _parse_time(text)
             if stamp is None:
-                try:  # Moodle's userdate: "Thursday, 3 December 2026, 9:46 AM", in the site's time zone
-                    stamp = dt.datetime.strptime(text, "%A, %d %B %Y, %I:%M %p").astimezone()
+                try:  # Moodle's userdate: "Thursday, 3 December 2026, 9:46 AM", in the Moodle user's time zone
+                    stamp = dt.datetime.strptime(text, "%A, %d %B %Y, %I:%M %p")
+                    stamp = stamp.replace(tzinfo=tz) if tz is not None else stamp.astimezone()
                 except ValueError:
                     raise ValueError(f"{path}, line {line}: submission time {text!r} is neither ISO 8601 nor "
                                      "Moodle's 'Thursday, 3 December 2026, 9:46 AM'") from None

@@ -52,8 +52,11 @@ def comment(row: dict, questions: list[str]) -> str:
 
 
 def export(fmt: str, out: Path, rows: dict[str, dict], questions: list[str], *, canvas_column: str | None = None,
-           now: dt.datetime | None = None) -> Path:
+           now: dt.datetime | None = None, tz: dt.tzinfo | None = None) -> Path:
     """Return the export file of format ``fmt`` written beside the gradebook ``out``.
+
+    Moodle's times are written without a zone, as Moodle shows and parses them: in ``tz`` (the deadline's zone),
+    else in this machine's zone.
 
     Raises
     ------
@@ -74,9 +77,10 @@ def export(fmt: str, out: Path, rows: dict[str, dict], questions: list[str], *, 
         path = out.with_name(f"{out.stem}-canvas.csv")
     elif fmt == "moodle":
         now = now or dt.datetime.now().astimezone()
+        now = now.astimezone(tz) if tz is not None else now
         table = [MOODLE_COLUMNS]
         for r in ordered:
-            submitted = dt.datetime.fromisoformat(r["submitted"]).astimezone() if r.get("submitted") else None
+            submitted = dt.datetime.fromisoformat(r["submitted"]).astimezone(tz) if r.get("submitted") else None
             table.append([f"Participant {_numeric_id(r['id'], fmt)}", r.get("name") or "", "",
                           "Submitted for grading", f"{float(r['final']):.2f}", f"{float(r['possible']):.2f}", "Yes",
                           _moodle_time(submitted) if submitted else "", _moodle_time(now), comment(r, questions)])

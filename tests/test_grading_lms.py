@@ -487,3 +487,16 @@ def test_moodle_worksheet_times_are_read_in_the_deadlines_time_zone(tmp_path):
                                            tz=deadline.tzinfo).open()))
     assert sheet[0]["Last modified (submission)"] == "Thursday, 10 December 2026, 11:30 PM"
     assert sheet[0]["Last modified (grade)"] == "Saturday, 12 December 2026, 10:00 AM"
+
+
+def test_feedback_names_the_file_graded_when_a_student_handed_in_several():
+    """A student who uploaded two files learns which one was graded, by its own name (never the LMS's folder)."""
+    row = {"id": "1003", "file": "Carol Chen_1003_assignsubmission_file_/Copy of 01_mnist (1).ipynb",
+           "superseded": "Carol Chen_1003_assignsubmission_file_/01_mnist.ipynb; "
+                         "Carol Chen_1003_assignsubmission_onlinetext_/onlinetext.html",
+           "status": "ok", "reason": "", "total": 9.0, "final": 9.0, "penalty": 0, "possible": 9.0, "late_days": 0}
+    text = feedback_text(row, {"questions": [], "cells": [], "notes": []}, LAB)
+    assert "`Copy of 01_mnist (1).ipynb`" in text and "`01_mnist.ipynb`" in text and "`onlinetext.html`" in text
+    assert "assignsubmission" not in text and "Carol Chen_1003" not in text
+    single = feedback_text({**row, "superseded": ""}, {"questions": [], "cells": [], "notes": []}, LAB)
+    assert "01_mnist (1).ipynb" not in single

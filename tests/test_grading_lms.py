@@ -500,3 +500,18 @@ def test_feedback_names_the_file_graded_when_a_student_handed_in_several():
     assert "assignsubmission" not in text and "Carol Chen_1003" not in text
     single = feedback_text({**row, "superseded": ""}, {"questions": [], "cells": [], "notes": []}, LAB)
     assert "01_mnist (1).ipynb" not in single
+
+
+def test_an_export_for_the_other_lms_is_refused_before_grading(tmp_path):
+    """Canvas user ids and Moodle participant ids are both numbers: a Moodle worksheet made from a Canvas download
+    would put grades on whichever Moodle participants carry those numbers.  Refused, naming both, before grading."""
+    folder = tmp_path / "canvas"
+    _touch(folder, CANVAS)
+    with pytest.raises(ValueError, match=r"--export moodle.*'canvas' rule.*Canvas"):
+        grading.grade(folder, LAB, tmp_path / "grades.csv", source="synthetic", exports=["moodle"])
+    folder = tmp_path / "moodle"
+    _touch(folder, MOODLE)
+    with pytest.raises(ValueError, match=r"--export canvas.*'moodle' rule.*Moodle"):
+        grading.grade(folder, LAB, tmp_path / "grades.csv", source="synthetic", exports=["canvas"],
+                      canvas_column="Lab 01 (1)")
+    assert not (tmp_path / "grades.csv").exists()

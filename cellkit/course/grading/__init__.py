@@ -315,6 +315,11 @@ def grade(submissions, lab, out, *, workers: int | None = None, timeout: float =
         ctx.show_hidden, ctx.rewrite = show_hidden, regrade
         rows = read_gradebook(out)
         jobs, ctx.info, rule = _plan(files, folder, lab, rows, regrade, identity, shard_kn, lms_times)
+        for fmt, other in (("moodle", "canvas"), ("canvas", "moodle")):
+            if fmt in exports and rule == other:  # both LMSs number their students: the ids would land on others
+                raise ValueError(f"--export {fmt}: the students were named by the {other!r} rule, so their ids are "
+                                 f"{other.capitalize()}'s numbers, which {fmt.capitalize()} would read as other "
+                                 f"students'; export {other} (or csv) for a {other.capitalize()} download")
         workers = max(1, min(workers or _default_workers(memory_limit), len(jobs) or 1))
         if verbose:
             print(f"grading {len(jobs)} of {len(ctx.info)} student(s) of {lab} ({len(ctx.info) - len(jobs)} already "

@@ -280,8 +280,7 @@ def grade(submissions, lab, out, *, workers: int | None = None, timeout: float =
     points = question_points(tests)
     shard_kn, identity = _parse_shard(shard), check_rule(identity)
     policy = LatePolicy(parse_deadline(deadline), late_penalty, late_cap)
-    zone = policy.deadline.tzinfo if policy.deadline else None  # Moodle's worksheet times are in the user's zone
-    lms_times = read_times(times, tz=zone) if times else None
+    lms_times = read_times(times, tz=policy.zone) if times else None
     overrides_path = Path(overrides) if overrides else out.with_name(f"{out.stem}-overrides.csv")
     if overrides and not overrides_path.is_file():
         raise FileNotFoundError(f"--overrides {overrides}: no such file (expected a CSV id,question,points,comment)")
@@ -314,12 +313,7 @@ def grade(submissions, lab, out, *, workers: int | None = None, timeout: float =
         ctx.tasks, ctx.overrides, ctx.policy = task_titles(ctx.released), override_rows, policy
         ctx.show_hidden, ctx.rewrite = show_hidden, regrade
         rows = read_gradebook(out)
-        jobs, ctx.info, rule = _plan(files, folder, lab, rows, regrade, identity, shard_kn, lms_times)
-        for fmt, other in (("moodle", "canvas"), ("canvas", "moodle")):
-            if fmt in exports and rule == other:  # both LMSs number their students: the ids would land on others
-                raise ValueError(f"--export {fmt}: the students were named by the {other!r} rule, so their ids are "
-                                 f"{other.capitalize()}'s numbers, which {fmt.capitalize()} would read as other "
-                                 f"students'; export {other} (or csv) for a {other.capitalize()} download")
+        jobs, ctx.info, rule = _plan(files, folder, lab, rows, regrade, identity, shard_kn, lms_times, exports)
         workers = max(1, min(workers or _default_workers(memory_limit), len(jobs) or 1))
         if verbose:
             print(f"grading {len(jobs)} of {len(ctx.info)} student(s) of {lab} ({len(ctx.info) - len(jobs)} already "
@@ -345,7 +339,7 @@ def grade(submissions, lab, out, *, workers: int | None = None, timeout: float =
     text += f"\nWARNING overrides for unknown id(s), not applied: {', '.join(unknown[:8])}" if unknown and not shard \
         else ""
     written = write_summary(out, rows, list(points), points)
-    written += [export(fmt, out, rows, list(points), canvas_column=canvas_column, tz=zone) for fmt in exports]
+    written += [export(fmt, out, rows, list(points), canvas_column=canvas_column, tz=policy.zone) for fmt in exports]
     seconds = time.perf_counter() - t0
     if verbose:
         print(text)

@@ -13,22 +13,25 @@ from cellkit.course.autograder import tests as autograder_tests
 from cellkit.course.grading.gradebook import (_gradebooks_only, finalize, merge_gradebooks, question_columns,
                                               read_gradebook, read_overrides, summary, write_summary)
 from cellkit.course.grading.identity import assign
-from cellkit.course.grading.lms import export
+from cellkit.course.grading.lms import check_exports, export
 from cellkit.course.grading.scoring import feedback_text
 from cellkit.course.grading.submissions import metadata_id
 from cellkit.course.layout import Layout, resolve_labs
 
 
 def _plan(files: list[Path], folder: Path, lab: str, rows: dict, regrade: bool, identity: str = "auto",
-          shard: tuple[int, int] | None = None, times: dict | None = None) -> tuple[list[tuple], dict, str]:
+          shard: tuple[int, int] | None = None, times: dict | None = None,
+          exports=()) -> tuple[list[tuple], dict, str]:
     """Return ``(jobs, info, rule)``: ``(student id, file, notes)`` for each file to grade (new, changed, or
     ``regrade``), what the identity rule says about every student (:class:`.identity.Submission`), the rule used.
 
     The id comes from the file's path only (:mod:`.identity`); a notebook whose metadata claims another id is
     graded under the path's id and flagged.  Of several files of one student the newest counts; under the plain
-    rule (or a regex) that is flagged too, since two students' files may have collided on one name.
+    rule (or a regex) that is flagged too, since two students' files may have collided on one name.  An export
+    for the other LMS than the one whose names identified the students is refused (:func:`.lms.check_exports`).
     """
     subs, rule = assign(files, folder, lab, identity, times)
+    check_exports(exports, rule)
     if shard is not None:
         k, n = shard
         subs = [s for s in subs if int(sha256(s.id.encode())[:8], 16) % n == k - 1]

@@ -120,6 +120,11 @@ class LatePolicy:
         if self.deadline is not None and self.deadline.tzinfo is None:
             raise ValueError(f"deadline {self.deadline}: give a time zone (2026-12-10T23:59+01:00, or Z for UTC)")
 
+    @property
+    def zone(self) -> dt.tzinfo | None:
+        """The deadline's time zone: Moodle's worksheet times (which carry none) are read and written in it."""
+        return self.deadline.tzinfo if self.deadline is not None else None
+
     def days_late(self, submitted: str) -> int:
         if self.deadline is None or not submitted:
             return 0

@@ -40,6 +40,16 @@ def _moodle_time(stamp: dt.datetime) -> str:
         f"{(stamp.hour % 12) or 12}:{stamp.minute:02d} {'AM' if stamp.hour < 12 else 'PM'}"
 
 
+def check_exports(exports, rule: str) -> None:
+    """Refuse an export for the other LMS than the one whose names gave the ids (``rule``): Canvas user ids and
+    Moodle participant ids are both numbers, so the grades would land on whoever carries them in the other system."""
+    for fmt, other in (("moodle", "canvas"), ("canvas", "moodle")):
+        if fmt in exports and rule == other:
+            raise ValueError(f"--export {fmt}: the students were named by the {other!r} rule, so their ids are "
+                             f"{other.capitalize()}'s numbers, which {fmt.capitalize()} would read as other "
+                             f"students'; export {other} (or csv) for a {other.capitalize()} download")
+
+
 def comment(row: dict, questions: list[str]) -> str:
     """Return the one-line feedback comment an LMS shows beside the grade: per question, penalty, overrides."""
     parts = [f"{q}: {float(row.get(q) or 0):g}" for q in questions]

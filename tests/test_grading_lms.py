@@ -515,3 +515,19 @@ def test_an_export_for_the_other_lms_is_refused_before_grading(tmp_path):
         grading.grade(folder, LAB, tmp_path / "grades.csv", source="synthetic", exports=["canvas"],
                       canvas_column="Lab 01 (1)")
     assert not (tmp_path / "grades.csv").exists()
+
+
+def test_an_override_that_now_lowers_the_tests_points_is_listed_for_a_look():
+    """Bob's override gave Task 2 two points the tests denied; he resubmitted and the tests now give three: the
+    override (which still applies, as the guide says) lowered his score silently.  The summary lists it."""
+    from cellkit.course.grading.gradebook import summary
+
+    fix = [Override("2", "q2", 1.0, "the check is too strict")]
+    before = finalize(_row("2", 2.0, 0.0), ["q1", "q2"], fix, LatePolicy())
+    after = finalize(_row("2", 2.0, 2.0), ["q1", "q2"], fix, LatePolicy())  # the resubmission passes q2
+    assert (before["overridden"], after["overridden"]) == ("q2 0->1", "q2 2->1")
+    assert "lower the tests' points" not in summary({"2": before}, 4.0)
+    text = summary({"2": after}, 4.0)
+    assert "overrides that lower the tests' points" in text and "2 (q2 2->1)" in text
+    waived = finalize(_row("3", 2.0, 2.0), ["q1", "q2"], [Override("3", "penalty", 0.0, "extension")], LatePolicy())
+    assert waived["overridden"] == "" and "penalty" not in summary({"3": waived}, 4.0)  # 0 -> 0 changes nothing

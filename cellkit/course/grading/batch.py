@@ -100,14 +100,10 @@ def _parse_shard(shard) -> tuple[int, int] | None:
 
 
 def unapplied_overrides(rows: dict[str, dict], overrides) -> list[str]:
-    """Return ``"ID QUESTION"`` for each override that the rows do not show (their ``overridden`` column)."""
-    missing = []
-    for o in overrides:
-        row = rows.get(o.id)
-        done = [e.strip() for e in (row or {}).get("overridden", "").split(";")]
-        if row is not None and not any(e.startswith(f"{o.question} ") and e.endswith(f"->{o.points:g}") for e in done):
-            missing.append(f"{o.id} {o.question}")
-    return missing
+    """Return ``"ID QUESTION"`` for each override whose points the rows do not show (a question's column, or
+    ``penalty``)."""
+    return [f"{o.id} {o.question}" for o in overrides
+            if o.id in rows and abs(float(rows[o.id].get(o.question) or 0) - o.points) > 1e-9]
 
 
 def merge(out, parts, *, lab=None, root=None, exports=(), canvas_column: str | None = None, overrides=None,

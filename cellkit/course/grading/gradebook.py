@@ -164,13 +164,15 @@ def finalize(row: dict, questions: list[str], overrides: list[Override], policy:
         if o.question == "penalty":
             penalty_override = o
             continue
-        changed.append(f"{o.question} {scores[o.question]:g}->{o.points:g}")
+        if o.points != scores[o.question]:  # an override equal to the tests' points changes nothing: not listed
+            changed.append(f"{o.question} {scores[o.question]:g}->{o.points:g}")
         scores[o.question] = o.points
     total = round(sum(scores.values()), 4)
     days = policy.days_late(row.get("submitted", ""))
     penalty = round(total * min(policy.cap, policy.per_day * days), 4)
     if penalty_override is not None:
-        changed.append(f"penalty {penalty:g}->{penalty_override.points:g}")
+        if penalty_override.points != penalty:
+            changed.append(f"penalty {penalty:g}->{penalty_override.points:g}")
         penalty = penalty_override.points
     row.update(scores)
     row.update({"total": total, "late_days": days, "penalty": penalty, "final": round(max(0.0, total - penalty), 4),
@@ -194,6 +196,17 @@ def histogram(rows: list[dict], possible: float, column: str = "final") -> list[
     return [(f"{i * 10}-{i * 10 + 9 if i < 9 else 100}%", n) for i, n in enumerate(bins)]
 
 
+def _lowering(row: dict) -> list[str]:
+    """Return the entries of ``row``'s ``overridden`` (``q2_cnn 3->2``) that give a question less than the tests."""
+    out = []
+    for entry in (row.get("overridden") or "").split("; "):
+        question, _, change = entry.rpartition(" ")
+        if question and question != "penalty" and "->" in change:
+            tests, given = (float(x) for x in change.split("->"))
+            out += [entry] if given < tests else []
+    return out
+
+
 def summary(rows: dict[str, dict], possible: float) -> str:
     """Return the summary: counts per status, score distribution, and the rows that need a look."""
     rows = list(rows.values())
@@ -212,6 +225,10 @@ def summary(rows: dict[str, dict], possible: float) -> str:
     over = [r for r in rows if r.get("overridden")]
     if over:
         lines.append(f"overridden by hand ({len(over)}): " + ", ".join(f"{r['id']} ({r['overridden']})" for r in over))
+    lowered = [f"{r['id']} ({e})" for r in rows for e in _lowering(r)]
+    if lowered:
+        lines.append(f"overrides that lower the tests' points ({len(lowered)}): check they still apply, e.g. after a "
+                     f"resubmission: {', '.join(lowered)}")
     superseded = [r for r in rows if r.get("superseded")]
     if superseded:
         lines.append(f"older submissions not graded ({len(superseded)} student(s); the newest counts):")

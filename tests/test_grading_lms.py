@@ -531,3 +531,11 @@ def test_an_override_that_now_lowers_the_tests_points_is_listed_for_a_look():
     assert "overrides that lower the tests' points" in text and "2 (q2 2->1)" in text
     waived = finalize(_row("3", 2.0, 2.0), ["q1", "q2"], [Override("3", "penalty", 0.0, "extension")], LatePolicy())
     assert waived["overridden"] == "" and "penalty" not in summary({"3": waived}, 4.0)  # 0 -> 0 changes nothing
+
+
+def test_merge_checks_the_canvas_column_before_writing(tmp_path):
+    part = tmp_path / "grades-1.csv"
+    write_gradebook(part, {"1": finalize(_row("1", 1.0, 1.0), ["q1", "q2"], [], LatePolicy())}, ["q1", "q2"])
+    with pytest.raises(ValueError, match="--canvas-column"):
+        grading.merge(tmp_path / "grades.csv", [part], exports=["canvas"], verbose=False)
+    assert not (tmp_path / "grades.csv").exists()

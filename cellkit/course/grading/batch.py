@@ -113,6 +113,8 @@ def merge(out, parts, *, lab=None, root=None, exports=(), canvas_column: str | N
     overrides file (``overrides``, default ``OUT_STEM-overrides.csv`` if present) that a shard did not apply is
     refused, since the merge cannot rewrite rows or feedback without the late policy."""
     out = Path(out).resolve()
+    if "canvas" in exports and not canvas_column:
+        export("canvas", out, {}, [])  # raises, naming the option, before anything is written
     parts = _gradebooks_only([Path(p) for p in parts])
     rows = merge_gradebooks(out, parts)
     questions = question_columns(read_gradebook(out))

@@ -539,3 +539,12 @@ def test_merge_checks_the_canvas_column_before_writing(tmp_path):
     with pytest.raises(ValueError, match="--canvas-column"):
         grading.merge(tmp_path / "grades.csv", [part], exports=["canvas"], verbose=False)
     assert not (tmp_path / "grades.csv").exists()
+
+
+def test_missing_files_are_named_by_their_option(tmp_path):
+    from cellkit.course.grading.identity import read_times
+
+    with pytest.raises(FileNotFoundError, match=r"--times .*nope.csv: no such file; expected"):
+        read_times(tmp_path / "nope.csv")
+    with pytest.raises(FileNotFoundError, match=r"SUBMISSIONS .*nothere: no such folder or zip"):
+        grading.grade(tmp_path / "nothere", LAB, tmp_path / "g.csv", source="synthetic")

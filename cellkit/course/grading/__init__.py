@@ -134,7 +134,7 @@ def grade_submission(path: Path, ctx: Context, sid: str) -> tuple[dict, dict]:
 
 def _check_arguments(submissions: Path, timeout: float, memory_limit: float) -> None:
     if not submissions.exists():
-        raise FileNotFoundError(f"submissions={submissions}: no such folder or zip")
+        raise FileNotFoundError(f"SUBMISSIONS {submissions}: no such folder or zip (the LMS's download)")
     if timeout <= 0 or memory_limit <= 0:
         raise ValueError(f"timeout={timeout}, memory_limit={memory_limit}: expected positive numbers")
     for needed in (Path(sys.prefix).resolve(), PACKAGE_DIR):

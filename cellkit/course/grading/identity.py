@@ -205,6 +205,9 @@ def read_times(path, tz: dt.tzinfo | None = None) -> dict[str, dt.datetime]:
     import csv
 
     path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"--times {path}: no such file; expected the LMS's submission times, a CSV id,submitted "
+                                "(ISO 8601) or Moodle's grading worksheet")
     with open(path, newline="", encoding="utf-8-sig") as f:
         reader = csv.DictReader(f)
         fields = reader.fieldnames or []

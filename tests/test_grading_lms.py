@@ -548,3 +548,7 @@ def test_missing_files_are_named_by_their_option(tmp_path):
         read_times(tmp_path / "nope.csv")
     with pytest.raises(FileNotFoundError, match=r"SUBMISSIONS .*nothere: no such folder or zip"):
         grading.grade(tmp_path / "nothere", LAB, tmp_path / "g.csv", source="synthetic")
+    with pytest.raises(ValueError, match=r"--timeout 0, --memory 6: expected positive numbers"):
+        grading.grade(tmp_path, LAB, tmp_path / "g.csv", source="synthetic", timeout=0)
+    with pytest.raises(FileNotFoundError, match=r"--autograder .*x.zip: no such zip"):
+        grading.grade(tmp_path, LAB, tmp_path / "g.csv", source="synthetic", autograder=tmp_path / "x.zip")

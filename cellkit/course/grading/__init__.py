@@ -136,7 +136,7 @@ def _check_arguments(submissions: Path, timeout: float, memory_limit: float) -> 
     if not submissions.exists():
         raise FileNotFoundError(f"SUBMISSIONS {submissions}: no such folder or zip (the LMS's download)")
     if timeout <= 0 or memory_limit <= 0:
-        raise ValueError(f"timeout={timeout}, memory_limit={memory_limit}: expected positive numbers")
+        raise ValueError(f"--timeout {timeout:g}, --memory {memory_limit:g}: expected positive numbers (seconds, GiB)")
     for needed in (Path(sys.prefix).resolve(), PACKAGE_DIR):
         if submissions == needed or submissions in needed.parents:
             raise ValueError(f"submissions={submissions}: this folder holds the Python environment or cellkit "
@@ -272,7 +272,7 @@ def grade(submissions, lab, out, *, workers: int | None = None, timeout: float =
     else:
         zip_path = Path(autograder).resolve()
         if not zip_path.is_file():
-            raise FileNotFoundError(f"autograder={autograder}: no such zip")
+            raise FileNotFoundError(f"--autograder {autograder}: no such zip")
     submissions, out = Path(submissions).resolve(), Path(out).resolve()
     _check_arguments(submissions, timeout, memory_limit)
     feedback_dir = out.with_name(f"{out.stem}-feedback")

@@ -82,6 +82,20 @@ def test_canvas_names_give_user_ids_late_marks_and_resubmissions(tmp_path):
     assert (got["1002"].name, got["1002"].late) == ("libo", False)
 
 
+
+def test_canvas_names_as_canvas_writes_them_lowercase_late_and_accents(tmp_path):
+    """Canvas's ContentZipper joins sortable name, ``LATE`` and user id with ``_``, then keeps only word
+    characters and lower-cases the lot (``gsub(/[^[[:word:]]]/, '').downcase``): the late mark is ``late`` and
+    a name keeps its accents.  Either used to fail the whole batch (files not matching the rule)."""
+    names = ["adamseve_late_1001_23457_01_mnist-1.ipynb", "adamseve_1001_23456_01_mnist.ipynb",
+             "müllerjürgen_1003_23470_Copy of 01_mnist.ipynb", "o_brienpat_1004_23480_01_mnist.ipynb"]
+    subs, rule = assign(_touch(tmp_path, names), tmp_path, LAB)
+    got = {s.id: s for s in subs}
+    assert rule == "canvas" and set(got) == {"1001", "1003", "1004"}
+    assert (got["1001"].rel, got["1001"].late, got["1001"].attempt) == (names[0], True, 1)
+    assert (got["1003"].name, got["1003"].late) == ("müllerjürgen", False)
+    assert got["1004"].name == "o_brienpat"
+
 def test_plain_names_understand_colab_copies_and_browser_numbers(tmp_path):
     assert grading.student_id(tmp_path / "Copy of alice_01_mnist (1).ipynb", tmp_path, LAB) == "alice"
     assert grading.student_id(tmp_path / "bob" / "Copy of 01_mnist.ipynb", tmp_path, LAB) == "bob"
@@ -341,3 +355,200 @@ def test_lms_times_replace_file_times(tmp_path):
     listed.write_text("id,when\n1,x\n")
     with pytest.raises(ValueError, match="expected columns id,submitted"):
         read_times(listed)
+
+
+def test_bad_options_are_named_as_the_instructor_typed_them(tmp_path):
+    """An error names the command-line option (``--shard``, not ``shard=``) and what it expects, before grading."""
+    folder = tmp_path / "subs"
+    folder.mkdir()
+    (folder / "alice_01_mnist.ipynb").write_text("{}")
+    out = str(tmp_path / "grades.csv")
+
+    cases = {("--shard", "3/2"): r"--shard '3/2': expected 1 <= K <= N",
+             ("--shard", "2"): r"--shard '2': expected K/N",
+             ("--deadline", "2026-12-10T23:59"): r"--deadline '2026-12-10T23:59': give a time zone",
+             ("--deadline", "tomorrow"): r"--deadline 'tomorrow': expected ISO 8601",
+             ("--identity", r"(?P<who>\w+)"): r"--identity '\(\?P<who>\\w\+\)': the regex has no named group 'id'",
+             ("--late-penalty", "10"): r"--late-penalty 10 needs --deadline",
+             ("--deadline", "2026-12-10T23:59Z", "--late-penalty", "150"): r"--late-penalty 150: expected a percent "
+                                                                          r"between 0 and 100",
+             ("--overrides", "nope.csv"): r"--overrides nope.csv: no such file"}
+    for args, message in cases.items():
+        with pytest.raises(Exception, match=message):
+            grading.grade(folder, LAB, out, source="synthetic", **_options(args))
+    assert not Path(out).exists()
+
+
+def _options(args) -> dict:
+    """The keyword arguments the CLI passes to grade() for ``args`` (the same conversions as cellkit.course.cli)."""
+    from cellkit.course.cli import add_commands
+    import argparse
+
+    parser = argparse.ArgumentParser()
+    add_commands(parser.add_subparsers())
+    ns = parser.parse_args(["grade", "x", "--lab", "01", *args])
+    return {"shard": ns.shard, "deadline": ns.deadline, "identity": ns.identity, "overrides": ns.overrides,
+            "late_penalty": ns.late_penalty / 100, "late_cap": ns.late_cap / 100}
+
+
+def test_the_guides_grading_commands_run_as_written():
+    """Every ``cellkit grade`` / ``grade-merge`` command in docs/instructors.md parses, and one that exports to
+    Canvas names the assignment's column (else it stops before grading: a new instructor copies these lines)."""
+    import argparse
+    import re
+    import shlex
+
+    from cellkit.course.cli import add_commands
+
+    parser = argparse.ArgumentParser()
+    add_commands(parser.add_subparsers())
+    text = (ROOT / "docs" / "instructors.md").read_text().replace("\\\n", " ")
+    commands = re.findall(r"(?:^|`)(cellkit grade(?:-merge)? [^`\n#]*)", text, flags=re.M)
+    assert len(commands) >= 6, commands
+    for command in (c for c in commands if "..." not in c):  # "cellkit grade ... --shard K/N" is a sketch
+        args = shlex.split(command.replace("$SLURM_ARRAY_TASK_ID", "1"))
+        try:
+            ns = parser.parse_args(args[1:])
+        except SystemExit:
+            pytest.fail(f"docs/instructors.md: {command!r} does not parse")
+        if "canvas" in (ns.export or []):
+            assert ns.canvas_column, f"docs/instructors.md: {command!r} exports to Canvas without --canvas-column"
+
+
+def test_merge_takes_the_guides_glob_and_checks_the_overrides(tmp_path):
+    """``grade-merge grades.csv shards/grades-*.csv`` also matches each shard's summary and exports: they are
+    skipped (another CSV is refused, named); overrides beside the merged gradebook that a shard did not apply are
+    refused with the fix, instead of being lost."""
+    from cellkit.course.grading.gradebook import write_summary
+
+    shards = tmp_path / "shards"
+    shards.mkdir()
+    points = {"q1": 2.0, "q2": 2.0}
+    for k, rows in ((1, {"1": _row("1", 1.0, 1.0)}), (2, {"2": _row("2", 2.0, 0.0)})):
+        part = shards / f"grades-{k}.csv"
+        rows = {sid: finalize(r, ["q1", "q2"], [], LatePolicy()) for sid, r in rows.items()}
+        write_gradebook(part, rows, ["q1", "q2"])
+        write_summary(part, rows, ["q1", "q2"], points)
+        lms.export("csv", part, rows, ["q1", "q2"])
+    parts = sorted(shards.glob("grades-*.csv"))
+    assert len(parts) == 6
+    merged = grading.merge(tmp_path / "grades.csv", parts, verbose=False)["rows"]
+    assert sorted(merged) == ["1", "2"]
+    stray = shards / "notes.csv"
+    stray.write_text("student,remark\n1,ok\n")
+    with pytest.raises(ValueError, match=r"notes.csv: not a gradebook \(no id column\)"):
+        grading.merge(tmp_path / "grades.csv", [*parts, stray], verbose=False)
+    # an override written beside the merged gradebook that the shards never saw
+    (tmp_path / "grades-overrides.csv").write_text("id,question,points,comment\n2,q2,1,by hand\n")
+    with pytest.raises(ValueError, match=r"grades-overrides.csv.*not applied by the shards: 2 q2.*--overrides"):
+        grading.merge(tmp_path / "grades.csv", parts, verbose=False)
+    # the shards graded with it (cellkit grade ... --overrides): the merge goes through
+    part2 = shards / "grades-2.csv"
+    rows2 = {"2": finalize(_row("2", 2.0, 0.0), ["q1", "q2"], [Override("2", "q2", 1.0, "by hand")], LatePolicy())}
+    write_gradebook(part2, rows2, ["q1", "q2"])
+    merged = grading.merge(tmp_path / "grades.csv", parts, verbose=False)["rows"]
+    assert float(merged["2"]["q2"]) == 1.0 and merged["2"]["overridden"] == "q2 0->1"
+
+
+def test_a_missing_name_after_a_failed_cell_is_not_called_a_rename():
+    """The gradebook's reason for a name the tests need: after a failing cell it was most likely never defined
+    (an unanswered task), which the instructor should read before suspecting a rename."""
+    from cellkit.course.grading.scoring import process_reasons
+
+    questions = [{"name": "q4", "cases": [{"missing": ["test_accuracy"]}]}]
+    cells = [{"number": 1, "status": "ok"}, {"number": 2, "status": "error"}]
+    events = {"executed": {"cells": cells}, "results": {}, "cells_started": [1, 2]}
+    text = "; ".join(t for _, t in process_reasons(events, questions, 2))
+    assert "test_accuracy" in text and "a cell above failed" in text and "renamed" in text
+    events["executed"]["cells"] = [{"number": 1, "status": "ok"}, {"number": 2, "status": "ok"}]
+    text = "; ".join(t for _, t in process_reasons(events, questions, 2))
+    assert "test_accuracy (renamed or deleted?)" in text and "failed" not in text
+
+
+def test_moodle_worksheet_times_are_read_in_the_deadlines_time_zone(tmp_path):
+    """Moodle writes the worksheet's times without a zone, in the Moodle user's zone.  Read on a machine in another
+    zone (a UTC cluster node), a submission 29 minutes before a +01:00 deadline became a day late: the times are
+    read in the deadline's zone, which the instructor gives as their Moodle shows it."""
+    from cellkit.course.grading.identity import read_times
+
+    worksheet = tmp_path / "worksheet.csv"
+    worksheet.write_text('Identifier,Last modified (submission)\n"Participant 1004","Thursday, 10 December 2026, '
+                         '11:30 PM"\n')
+    deadline = parse_deadline("2026-12-10T23:59+01:00")
+    times = read_times(worksheet, tz=deadline.tzinfo)
+    assert times["1004"] == dt.datetime(2026, 12, 10, 22, 30, tzinfo=UTC)
+    row = finalize({**_row("1004", 2.0, 2.0, times["1004"].isoformat())}, ["q1", "q2"], [],
+                   LatePolicy(deadline, per_day=0.1))
+    assert row["late_days"] == 0 and row["penalty"] == 0
+    # the export writes Moodle's times in the same zone, as Moodle shows and parses them
+    rows = {"1004": row}
+    now = dt.datetime(2026, 12, 12, 9, 0, tzinfo=UTC)
+    sheet = list(csv.DictReader(lms.export("moodle", tmp_path / "g.csv", rows, ["q1", "q2"], now=now,
+                                           tz=deadline.tzinfo).open()))
+    assert sheet[0]["Last modified (submission)"] == "Thursday, 10 December 2026, 11:30 PM"
+    assert sheet[0]["Last modified (grade)"] == "Saturday, 12 December 2026, 10:00 AM"
+
+
+def test_feedback_names_the_file_graded_when_a_student_handed_in_several():
+    """A student who uploaded two files learns which one was graded, by its own name (never the LMS's folder)."""
+    row = {"id": "1003", "file": "Carol Chen_1003_assignsubmission_file_/Copy of 01_mnist (1).ipynb",
+           "superseded": "Carol Chen_1003_assignsubmission_file_/01_mnist.ipynb; "
+                         "Carol Chen_1003_assignsubmission_onlinetext_/onlinetext.html",
+           "status": "ok", "reason": "", "total": 9.0, "final": 9.0, "penalty": 0, "possible": 9.0, "late_days": 0}
+    text = feedback_text(row, {"questions": [], "cells": [], "notes": []}, LAB)
+    assert "`Copy of 01_mnist (1).ipynb`" in text and "`01_mnist.ipynb`" in text and "`onlinetext.html`" in text
+    assert "assignsubmission" not in text and "Carol Chen_1003" not in text
+    single = feedback_text({**row, "superseded": ""}, {"questions": [], "cells": [], "notes": []}, LAB)
+    assert "01_mnist (1).ipynb" not in single
+
+
+def test_an_export_for_the_other_lms_is_refused_before_grading(tmp_path):
+    """Canvas user ids and Moodle participant ids are both numbers: a Moodle worksheet made from a Canvas download
+    would put grades on whichever Moodle participants carry those numbers.  Refused, naming both, before grading."""
+    folder = tmp_path / "canvas"
+    _touch(folder, CANVAS)
+    with pytest.raises(ValueError, match=r"--export moodle.*'canvas' rule.*Canvas"):
+        grading.grade(folder, LAB, tmp_path / "grades.csv", source="synthetic", exports=["moodle"])
+    folder = tmp_path / "moodle"
+    _touch(folder, MOODLE)
+    with pytest.raises(ValueError, match=r"--export canvas.*'moodle' rule.*Moodle"):
+        grading.grade(folder, LAB, tmp_path / "grades.csv", source="synthetic", exports=["canvas"],
+                      canvas_column="Lab 01 (1)")
+    assert not (tmp_path / "grades.csv").exists()
+
+
+def test_an_override_that_now_lowers_the_tests_points_is_listed_for_a_look():
+    """Bob's override gave Task 2 two points the tests denied; he resubmitted and the tests now give three: the
+    override (which still applies, as the guide says) lowered his score silently.  The summary lists it."""
+    from cellkit.course.grading.gradebook import summary
+
+    fix = [Override("2", "q2", 1.0, "the check is too strict")]
+    before = finalize(_row("2", 2.0, 0.0), ["q1", "q2"], fix, LatePolicy())
+    after = finalize(_row("2", 2.0, 2.0), ["q1", "q2"], fix, LatePolicy())  # the resubmission passes q2
+    assert (before["overridden"], after["overridden"]) == ("q2 0->1", "q2 2->1")
+    assert "lower the tests' points" not in summary({"2": before}, 4.0)
+    text = summary({"2": after}, 4.0)
+    assert "overrides that lower the tests' points" in text and "2 (q2 2->1)" in text
+    waived = finalize(_row("3", 2.0, 2.0), ["q1", "q2"], [Override("3", "penalty", 0.0, "extension")], LatePolicy())
+    assert waived["overridden"] == "" and "penalty" not in summary({"3": waived}, 4.0)  # 0 -> 0 changes nothing
+
+
+def test_merge_checks_the_canvas_column_before_writing(tmp_path):
+    part = tmp_path / "grades-1.csv"
+    write_gradebook(part, {"1": finalize(_row("1", 1.0, 1.0), ["q1", "q2"], [], LatePolicy())}, ["q1", "q2"])
+    with pytest.raises(ValueError, match="--canvas-column"):
+        grading.merge(tmp_path / "grades.csv", [part], exports=["canvas"], verbose=False)
+    assert not (tmp_path / "grades.csv").exists()
+
+
+def test_missing_files_are_named_by_their_option(tmp_path):
+    from cellkit.course.grading.identity import read_times
+
+    with pytest.raises(FileNotFoundError, match=r"--times .*nope.csv: no such file; expected"):
+        read_times(tmp_path / "nope.csv")
+    with pytest.raises(FileNotFoundError, match=r"SUBMISSIONS .*nothere: no such folder or zip"):
+        grading.grade(tmp_path / "nothere", LAB, tmp_path / "g.csv", source="synthetic")
+    with pytest.raises(ValueError, match=r"--timeout 0, --memory 6: expected positive numbers"):
+        grading.grade(tmp_path, LAB, tmp_path / "g.csv", source="synthetic", timeout=0)
+    with pytest.raises(FileNotFoundError, match=r"--autograder .*x.zip: no such zip"):
+        grading.grade(tmp_path, LAB, tmp_path / "g.csv", source="synthetic", autograder=tmp_path / "x.zip")

@@ -59,7 +59,8 @@ def _cmd_grade(args) -> int:
 
 
 def _cmd_grade_merge(args) -> int:
-    merge(args.out, args.parts, lab=args.lab, exports=args.export or (), canvas_column=args.canvas_column)
+    merge(args.out, args.parts, lab=args.lab, exports=args.export or (), canvas_column=args.canvas_column,
+          overrides=args.overrides)
     return 0
 
 
@@ -166,5 +167,8 @@ def add_commands(sub) -> None:
     p.add_argument("out", help="the merged gradebook CSV")
     p.add_argument("parts", nargs="+", help="the shards' gradebook CSVs")
     p.add_argument("--lab", required=True, help="the lab: 01, 01_mnist or mnist (for each question's points)")
+    p.add_argument("--overrides", default=None,
+                   help="the overrides file the shards were graded with (default OUT_STEM-overrides.csv if any): "
+                        "refused if a shard did not apply it")
     _export_options(p)
     p.set_defaults(func=_cmd_grade_merge)

@@ -134,9 +134,9 @@ def grade_submission(path: Path, ctx: Context, sid: str) -> tuple[dict, dict]:
 
 def _check_arguments(submissions: Path, timeout: float, memory_limit: float) -> None:
     if not submissions.exists():
-        raise FileNotFoundError(f"submissions={submissions}: no such folder or zip")
+        raise FileNotFoundError(f"SUBMISSIONS {submissions}: no such folder or zip (the LMS's download)")
     if timeout <= 0 or memory_limit <= 0:
-        raise ValueError(f"timeout={timeout}, memory_limit={memory_limit}: expected positive numbers")
+        raise ValueError(f"--timeout {timeout:g}, --memory {memory_limit:g}: expected positive numbers (seconds, GiB)")
     for needed in (Path(sys.prefix).resolve(), PACKAGE_DIR):
         if submissions == needed or submissions in needed.parents:
             raise ValueError(f"submissions={submissions}: this folder holds the Python environment or cellkit "
@@ -272,18 +272,18 @@ def grade(submissions, lab, out, *, workers: int | None = None, timeout: float =
     else:
         zip_path = Path(autograder).resolve()
         if not zip_path.is_file():
-            raise FileNotFoundError(f"autograder={autograder}: no such zip")
+            raise FileNotFoundError(f"--autograder {autograder}: no such zip")
     submissions, out = Path(submissions).resolve(), Path(out).resolve()
     _check_arguments(submissions, timeout, memory_limit)
     feedback_dir = out.with_name(f"{out.stem}-feedback")
     tests = autograder_tests(zip_path)
     points = question_points(tests)
     shard_kn, identity = _parse_shard(shard), check_rule(identity)
-    lms_times = read_times(times) if times else None
     policy = LatePolicy(parse_deadline(deadline), late_penalty, late_cap)
+    lms_times = read_times(times, tz=policy.zone) if times else None
     overrides_path = Path(overrides) if overrides else out.with_name(f"{out.stem}-overrides.csv")
     if overrides and not overrides_path.is_file():
-        raise FileNotFoundError(f"overrides={overrides}: no such file (expected a CSV id,question,points,comment)")
+        raise FileNotFoundError(f"--overrides {overrides}: no such file (expected a CSV id,question,points,comment)")
     override_rows = read_overrides(overrides_path, list(points))
     if "canvas" in exports and not canvas_column:
         export("canvas", out, {}, [])  # raises, naming the option, before anything is graded
@@ -313,7 +313,7 @@ def grade(submissions, lab, out, *, workers: int | None = None, timeout: float =
         ctx.tasks, ctx.overrides, ctx.policy = task_titles(ctx.released), override_rows, policy
         ctx.show_hidden, ctx.rewrite = show_hidden, regrade
         rows = read_gradebook(out)
-        jobs, ctx.info, rule = _plan(files, folder, lab, rows, regrade, identity, shard_kn, lms_times)
+        jobs, ctx.info, rule = _plan(files, folder, lab, rows, regrade, identity, shard_kn, lms_times, exports)
         workers = max(1, min(workers or _default_workers(memory_limit), len(jobs) or 1))
         if verbose:
             print(f"grading {len(jobs)} of {len(ctx.info)} student(s) of {lab} ({len(ctx.info) - len(jobs)} already "
@@ -339,7 +339,7 @@ def grade(submissions, lab, out, *, workers: int | None = None, timeout: float =
     text += f"\nWARNING overrides for unknown id(s), not applied: {', '.join(unknown[:8])}" if unknown and not shard \
         else ""
     written = write_summary(out, rows, list(points), points)
-    written += [export(fmt, out, rows, list(points), canvas_column=canvas_column) for fmt in exports]
+    written += [export(fmt, out, rows, list(points), canvas_column=canvas_column, tz=policy.zone) for fmt in exports]
     seconds = time.perf_counter() - t0
     if verbose:
         print(text)

@@ -10,25 +10,28 @@ from cellkit.atomic import sha256, write_text
 from cellkit.course.autograder import ensure as ensure_autograder
 from cellkit.course.autograder import question_points
 from cellkit.course.autograder import tests as autograder_tests
-from cellkit.course.grading.gradebook import (finalize, merge_gradebooks, question_columns, read_gradebook, summary,
-                                              write_summary)
+from cellkit.course.grading.gradebook import (_gradebooks_only, finalize, merge_gradebooks, question_columns,
+                                              read_gradebook, read_overrides, summary, write_summary)
 from cellkit.course.grading.identity import assign
-from cellkit.course.grading.lms import export
+from cellkit.course.grading.lms import check_exports, export
 from cellkit.course.grading.scoring import feedback_text
 from cellkit.course.grading.submissions import metadata_id
 from cellkit.course.layout import Layout, resolve_labs
 
 
 def _plan(files: list[Path], folder: Path, lab: str, rows: dict, regrade: bool, identity: str = "auto",
-          shard: tuple[int, int] | None = None, times: dict | None = None) -> tuple[list[tuple], dict, str]:
+          shard: tuple[int, int] | None = None, times: dict | None = None,
+          exports=()) -> tuple[list[tuple], dict, str]:
     """Return ``(jobs, info, rule)``: ``(student id, file, notes)`` for each file to grade (new, changed, or
     ``regrade``), what the identity rule says about every student (:class:`.identity.Submission`), the rule used.
 
     The id comes from the file's path only (:mod:`.identity`); a notebook whose metadata claims another id is
     graded under the path's id and flagged.  Of several files of one student the newest counts; under the plain
-    rule (or a regex) that is flagged too, since two students' files may have collided on one name.
+    rule (or a regex) that is flagged too, since two students' files may have collided on one name.  An export
+    for the other LMS than the one whose names identified the students is refused (:func:`.lms.check_exports`).
     """
     subs, rule = assign(files, folder, lab, identity, times)
+    check_exports(exports, rule)
     if shard is not None:
         k, n = shard
         subs = [s for s in subs if int(sha256(s.id.encode())[:8], 16) % n == k - 1]
@@ -90,19 +93,40 @@ def _parse_shard(shard) -> tuple[int, int] | None:
     try:
         k, n = (int(x) for x in str(shard).split("/"))
     except ValueError:
-        raise ValueError(f"shard={shard!r}: expected K/N, e.g. 3/10 for the third of ten parts") from None
+        raise ValueError(f"--shard {shard!r}: expected K/N, e.g. 3/10 for the third of ten parts") from None
     if not 1 <= k <= n:
-        raise ValueError(f"shard={shard!r}: expected 1 <= K <= N")
+        raise ValueError(f"--shard {shard!r}: expected 1 <= K <= N, e.g. 1/2 and 2/2")
     return k, n
 
 
-def merge(out, parts, *, lab=None, root=None, exports=(), canvas_column: str | None = None,
+def unapplied_overrides(rows: dict[str, dict], overrides) -> list[str]:
+    """Return ``"ID QUESTION"`` for each override whose points the rows do not show (a question's column, or
+    ``penalty``)."""
+    return [f"{o.id} {o.question}" for o in overrides
+            if o.id in rows and abs(float(rows[o.id].get(o.question) or 0) - o.points) > 1e-9]
+
+
+def merge(out, parts, *, lab=None, root=None, exports=(), canvas_column: str | None = None, overrides=None,
           verbose: bool = True) -> dict:
     """Return the merged rows after combining the shards' gradebooks ``parts`` into ``out`` (feedback too), and
-    writing its summary and ``exports``.  Overrides and the late policy were applied by each shard's run."""
+    writing its summary and ``exports``.  Overrides and the late policy were applied by each shard's run: an
+    overrides file (``overrides``, default ``OUT_STEM-overrides.csv`` if present) that a shard did not apply is
+    refused, since the merge cannot rewrite rows or feedback without the late policy."""
     out = Path(out).resolve()
-    rows = merge_gradebooks(out, [Path(p) for p in parts])
+    if "canvas" in exports and not canvas_column:
+        export("canvas", out, {}, [])  # raises, naming the option, before anything is written
+    parts = _gradebooks_only([Path(p) for p in parts])
+    rows = merge_gradebooks(out, parts)
     questions = question_columns(read_gradebook(out))
+    overrides_path = Path(overrides) if overrides else out.with_name(f"{out.stem}-overrides.csv")
+    if overrides and not overrides_path.is_file():
+        raise FileNotFoundError(f"--overrides {overrides}: no such file (expected a CSV id,question,points,comment)")
+    missing = unapplied_overrides(rows, read_overrides(overrides_path, questions))
+    if missing:
+        raise ValueError(f"{overrides_path}: {len(missing)} override(s) not applied by the shards: "
+                         f"{', '.join(missing[:5])}{' ...' if len(missing) > 5 else ''}. Run every shard's "
+                         f"'cellkit grade' again with --overrides {overrides_path} (graded rows are only refreshed), "
+                         "then merge again")
     possible = float(next(iter(rows.values()))["possible"]) if rows else 0.0
     points = {q: 0.0 for q in questions}
     if lab is not None:

@@ -111,9 +111,19 @@ class LatePolicy:
 
     def __post_init__(self):
         if not (0 <= self.per_day <= 1 and 0 <= self.cap <= 1):
-            raise ValueError(f"late penalty {self.per_day} per day, cap {self.cap}: expected fractions between 0 and 1")
+            bad, value = ("--late-penalty", self.per_day) if not 0 <= self.per_day <= 1 else ("--late-cap", self.cap)
+            raise ValueError(f"{bad} {value * 100:g}: expected a percent between 0 and 100 (in Python, a fraction "
+                             f"between 0 and 1; got {value:g})")
+        if self.per_day and self.deadline is None:
+            raise ValueError(f"--late-penalty {self.per_day * 100:g} needs --deadline (ISO 8601 with a time zone, "
+                             "e.g. 2026-12-10T23:59+01:00): without it no submission is late")
         if self.deadline is not None and self.deadline.tzinfo is None:
             raise ValueError(f"deadline {self.deadline}: give a time zone (2026-12-10T23:59+01:00, or Z for UTC)")
+
+    @property
+    def zone(self) -> dt.tzinfo | None:
+        """The deadline's time zone: Moodle's worksheet times (which carry none) are read and written in it."""
+        return self.deadline.tzinfo if self.deadline is not None else None
 
     def days_late(self, submitted: str) -> int:
         if self.deadline is None or not submitted:
@@ -129,10 +139,11 @@ def parse_deadline(text: str | None) -> dt.datetime | None:
     try:
         stamp = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:
-        raise ValueError(f"deadline={text!r}: expected ISO 8601 with a time zone, e.g. 2026-12-10T23:59+01:00") \
+        raise ValueError(f"--deadline {text!r}: expected ISO 8601 with a time zone, e.g. 2026-12-10T23:59+01:00") \
             from None
     if stamp.tzinfo is None:
-        raise ValueError(f"deadline={text!r}: give a time zone (+01:00, or Z for UTC): file times are UTC")
+        raise ValueError(f"--deadline {text!r}: give a time zone, e.g. {text}+01:00 (or Z for UTC): "
+                         "submission times are compared in UTC")
     return stamp
 
 
@@ -153,13 +164,15 @@ def finalize(row: dict, questions: list[str], overrides: list[Override], policy:
         if o.question == "penalty":
             penalty_override = o
             continue
-        changed.append(f"{o.question} {scores[o.question]:g}->{o.points:g}")
+        if o.points != scores[o.question]:  # an override equal to the tests' points changes nothing: not listed
+            changed.append(f"{o.question} {scores[o.question]:g}->{o.points:g}")
         scores[o.question] = o.points
     total = round(sum(scores.values()), 4)
     days = policy.days_late(row.get("submitted", ""))
     penalty = round(total * min(policy.cap, policy.per_day * days), 4)
     if penalty_override is not None:
-        changed.append(f"penalty {penalty:g}->{penalty_override.points:g}")
+        if penalty_override.points != penalty:
+            changed.append(f"penalty {penalty:g}->{penalty_override.points:g}")
         penalty = penalty_override.points
     row.update(scores)
     row.update({"total": total, "late_days": days, "penalty": penalty, "final": round(max(0.0, total - penalty), 4),
@@ -183,6 +196,17 @@ def histogram(rows: list[dict], possible: float, column: str = "final") -> list[
     return [(f"{i * 10}-{i * 10 + 9 if i < 9 else 100}%", n) for i, n in enumerate(bins)]
 
 
+def _lowering(row: dict) -> list[str]:
+    """Return the entries of ``row``'s ``overridden`` (``q2_cnn 3->2``) that give a question less than the tests."""
+    out = []
+    for entry in (row.get("overridden") or "").split("; "):
+        question, _, change = entry.rpartition(" ")
+        if question and question != "penalty" and "->" in change:
+            tests, given = (float(x) for x in change.split("->"))
+            out += [entry] if given < tests else []
+    return out
+
+
 def summary(rows: dict[str, dict], possible: float) -> str:
     """Return the summary: counts per status, score distribution, and the rows that need a look."""
     rows = list(rows.values())
@@ -201,6 +225,10 @@ def summary(rows: dict[str, dict], possible: float) -> str:
     over = [r for r in rows if r.get("overridden")]
     if over:
         lines.append(f"overridden by hand ({len(over)}): " + ", ".join(f"{r['id']} ({r['overridden']})" for r in over))
+    lowered = [f"{r['id']} ({e})" for r in rows for e in _lowering(r)]
+    if lowered:
+        lines.append(f"overrides that lower the tests' points ({len(lowered)}): check they still apply, e.g. after a "
+                     f"resubmission: {', '.join(lowered)}")
     superseded = [r for r in rows if r.get("superseded")]
     if superseded:
         lines.append(f"older submissions not graded ({len(superseded)} student(s); the newest counts):")
@@ -256,6 +284,30 @@ def write_summary(out: Path, rows: dict[str, dict], questions: list[str], points
 # ------------------------------------------------------------------ shards
 
 
+SIBLINGS = ("-summary.csv", "-canvas.csv", "-moodle.csv", "-export.csv", "-overrides.csv")
+"""What the grader writes beside a gradebook ``STEM.csv``: ``STEM-summary.csv``, the exports, the overrides."""
+
+
+def _gradebooks_only(parts: list[Path]) -> list[Path]:
+    """Return ``parts`` without the files the grader writes beside a gradebook that is itself in ``parts`` (a glob
+    such as ``shards/grades-*.csv`` matches ``grades-1-summary.csv`` too); refuse any other CSV, naming it."""
+    names = {p.resolve() for p in parts}
+    kept = []
+    for part in parts:
+        if not part.is_file():
+            raise FileNotFoundError(f"{part}: no such gradebook")
+        sibling = next((s for s in SIBLINGS if part.name.endswith(s)), None)
+        if sibling and part.with_name(part.name[:-len(sibling)] + ".csv").resolve() in names:
+            continue
+        with open(part, newline="", encoding="utf-8") as f:
+            header = next(csv.reader(f), [])
+        if "id" not in header or "sha256" not in header:
+            raise ValueError(f"{part}: not a gradebook (no id column); expected the CSVs that 'cellkit grade --shard "
+                             "K/N --out ...' wrote, e.g. shards/*/grades.csv")
+        kept.append(part)
+    return kept
+
+
 def merge_gradebooks(out: Path, parts: list[Path]) -> dict[str, dict]:
     """Return the rows of ``parts`` (gradebooks of shards of one lab) after writing them to ``out`` as one.
 
@@ -265,10 +317,8 @@ def merge_gradebooks(out: Path, parts: list[Path]) -> dict[str, dict]:
     import shutil
 
     rows, origin, questions = {}, {}, None
+    parts = _gradebooks_only([Path(p) for p in parts])
     for part in parts:
-        part = Path(part)
-        if not part.is_file():
-            raise FileNotFoundError(f"{part}: no such gradebook")
         got = read_gradebook(part)
         qs = question_columns(got)
         if questions is None:

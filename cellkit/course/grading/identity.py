@@ -22,8 +22,9 @@ Presets (:data:`PRESETS`):
     participant: full name, participant id, plugin) or the same joined into one file name when the download does
     not use folders: student "Eve Adams", id ``1001``.
 ``canvas``
-    "Download Submissions": ``adamseve_1001_23456_01_mnist-1.ipynb``, or with ``_LATE_`` after the login: login
-    ``adamseve``, user id ``1001``, attachment ``23456``, resubmission ``1``.
+    "Download Submissions": ``adamseve_1001_23456_01_mnist-1.ipynb``, or with ``_late_`` after the name (Canvas
+    lower-cases its ``LATE``; either case is read): name ``adamseve``, user id ``1001``, attachment ``23456``,
+    resubmission ``1``.
 ``plain``
     ``alice_01_mnist.ipynb`` (the lab's name stripped: ``alice``) or ``alice/01_mnist.ipynb`` (the folder).
 ``auto`` (the default)
@@ -44,7 +45,9 @@ from pathlib import Path
 
 PRESETS = {
     "moodle": r"(?:^|/)(?P<name>[^/]+?)_(?P<id>\d+)_assign(?:submission|feedback)_[a-z]+_(?:/.*)?[^/]*$",
-    "canvas": r"(?:^|/)(?P<name>[a-z0-9]+?)(?P<late>_LATE)?_(?P<id>\d+)_(?P<attachment>\d{3,})_"
+    # Canvas's ContentZipper: [sortable name, "LATE" if late, user id].join("_"), then gsub(/[^[[:word:]]]/, "")
+    # and downcase (so "late", and a name keeps accents and underscores), then "_ATTACHMENT ID_DISPLAY NAME"
+    "canvas": r"(?:^|/)(?P<name>\w+?)(?P<late>_(?i:late))?_(?P<id>\d+)_(?P<attachment>\d{3,})_"
               r"[^/]*?(?:-(?P<attempt>\d+))?(?:\.[A-Za-z0-9]+)?$",
 }
 """The LMS presets' regular expressions (``plain`` is :func:`plain_id`, which needs the lab's name)."""
@@ -103,10 +106,10 @@ def _compile(rule: str):
     try:
         regex = re.compile(pattern)
     except re.error as exc:
-        raise IdentityError(f"identity rule {rule!r}: not a regular expression ({exc}); expected one of "
+        raise IdentityError(f"--identity '{rule}': not a regular expression ({exc}); expected one of "
                             f"{', '.join(RULES)} or a regex with a named group 'id'") from exc
     if "id" not in regex.groupindex:
-        raise IdentityError(f"identity rule {rule!r}: the regex has no named group 'id' (write (?P<id>...)); "
+        raise IdentityError(f"--identity '{rule}': the regex has no named group 'id' (write (?P<id>...)); "
                             f"named groups it may also have: name, late, attempt, timestamp")
     return regex
 
@@ -187,9 +190,12 @@ def newest_first(subs: list[Submission]) -> list[Submission]:
                                        s.rel), reverse=True)
 
 
-def read_times(path) -> dict[str, dt.datetime]:
+def read_times(path, tz: dt.tzinfo | None = None) -> dict[str, dt.datetime]:
     """Return ``{student id: submission time}`` from a CSV the LMS gave: ``id,submitted`` (ISO 8601), or Moodle's
     grading worksheet (``Identifier`` = ``Participant 1001``, ``Last modified (submission)`` as Moodle writes it).
+
+    Moodle writes its times without a zone, in the Moodle user's time zone: they are read in ``tz`` (the deadline's
+    zone, which the instructor gives as their Moodle shows it), else in this machine's zone.
 
     Raises
     ------
@@ -199,6 +205,9 @@ def read_times(path) -> dict[str, dt.datetime]:
     import csv
 
     path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"--times {path}: no such file; expected the LMS's submission times, a CSV id,submitted "
+                                "(ISO 8601) or Moodle's grading worksheet")
     with open(path, newline="", encoding="utf-8-sig") as f:
         reader = csv.DictReader(f)
         fields = reader.fieldnames or []
@@ -216,8 +225,9 @@ def read_times(path) -> dict[str, dt.datetime]:
                 continue
             stamp = _parse_time(text)
             if stamp is None:
-                try:  # Moodle's userdate: "Thursday, 3 December 2026, 9:46 AM", in the site's time zone
-                    stamp = dt.datetime.strptime(text, "%A, %d %B %Y, %I:%M %p").astimezone()
+                try:  # Moodle's userdate: "Thursday, 3 December 2026, 9:46 AM", in the Moodle user's time zone
+                    stamp = dt.datetime.strptime(text, "%A, %d %B %Y, %I:%M %p")
+                    stamp = stamp.replace(tzinfo=tz) if tz is not None else stamp.astimezone()
                 except ValueError:
                     raise ValueError(f"{path}, line {line}: submission time {text!r} is neither ISO 8601 nor "
                                      "Moodle's 'Thursday, 3 December 2026, 9:46 AM'") from None

@@ -40,6 +40,16 @@ def _moodle_time(stamp: dt.datetime) -> str:
         f"{(stamp.hour % 12) or 12}:{stamp.minute:02d} {'AM' if stamp.hour < 12 else 'PM'}"
 
 
+def check_exports(exports, rule: str) -> None:
+    """Refuse an export for the other LMS than the one whose names gave the ids (``rule``): Canvas user ids and
+    Moodle participant ids are both numbers, so the grades would land on whoever carries them in the other system."""
+    for fmt, other in (("moodle", "canvas"), ("canvas", "moodle")):
+        if fmt in exports and rule == other:
+            raise ValueError(f"--export {fmt}: the students were named by the {other!r} rule, so their ids are "
+                             f"{other.capitalize()}'s numbers, which {fmt.capitalize()} would read as other "
+                             f"students'; export {other} (or csv) for a {other.capitalize()} download")
+
+
 def comment(row: dict, questions: list[str]) -> str:
     """Return the one-line feedback comment an LMS shows beside the grade: per question, penalty, overrides."""
     parts = [f"{q}: {float(row.get(q) or 0):g}" for q in questions]
@@ -52,8 +62,11 @@ def comment(row: dict, questions: list[str]) -> str:
 
 
 def export(fmt: str, out: Path, rows: dict[str, dict], questions: list[str], *, canvas_column: str | None = None,
-           now: dt.datetime | None = None) -> Path:
+           now: dt.datetime | None = None, tz: dt.tzinfo | None = None) -> Path:
     """Return the export file of format ``fmt`` written beside the gradebook ``out``.
+
+    Moodle's times are written without a zone, as Moodle shows and parses them: in ``tz`` (the deadline's zone),
+    else in this machine's zone.
 
     Raises
     ------
@@ -74,9 +87,10 @@ def export(fmt: str, out: Path, rows: dict[str, dict], questions: list[str], *, 
         path = out.with_name(f"{out.stem}-canvas.csv")
     elif fmt == "moodle":
         now = now or dt.datetime.now().astimezone()
+        now = now.astimezone(tz) if tz is not None else now
         table = [MOODLE_COLUMNS]
         for r in ordered:
-            submitted = dt.datetime.fromisoformat(r["submitted"]).astimezone() if r.get("submitted") else None
+            submitted = dt.datetime.fromisoformat(r["submitted"]).astimezone(tz) if r.get("submitted") else None
             table.append([f"Participant {_numeric_id(r['id'], fmt)}", r.get("name") or "", "",
                           "Submitted for grading", f"{float(r['final']):.2f}", f"{float(r['possible']):.2f}", "Yes",
                           _moodle_time(submitted) if submitted else "", _moodle_time(now), comment(r, questions)])

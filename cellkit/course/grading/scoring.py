@@ -151,7 +151,9 @@ def process_reasons(events: dict, questions: list[dict], n_code_cells: int) -> l
                                      "(os._exit, sys.exit in a thread...) or the worker failed; see the worker log"))
     missing = sorted({m for q in questions for c in q["cases"] for m in c.get("missing", [])})
     if missing:
-        reasons.append(("flagged", f"names the tests need are not defined: {', '.join(missing)} (renamed or deleted?)"))
+        failed = any(c.get("status") in ("error", "timeout", "memory") for c in (executed or {}).get("cells", []))
+        why = "a cell above failed before defining them, or renamed or deleted?" if failed else "renamed or deleted?"
+        reasons.append(("flagged", f"names the tests need are not defined: {', '.join(missing)} ({why})"))
     return reasons
 
 
@@ -244,6 +246,10 @@ def feedback_text(row: dict, state: dict, lab: str, *, tasks: dict[str, str] | N
         lines.append(f"(the checks gave {total:g}; submitted {row['late_days']} day(s) after the deadline: "
                      f"-{float(row['penalty']):g})  ")
     lines += [f"**Your notebook was** {STUDENT_STATUS[row['status']]}", ""]
+    older = [p.strip().rsplit("/", 1)[-1] for p in (row.get("superseded") or "").split(";") if p.strip()]
+    if older:  # the student's own file names, without the LMS's folder
+        lines += [f"You handed in {len(older) + 1} files; the newest, `{str(row.get('file', '')).rsplit('/', 1)[-1]}`,"
+                  f" was graded (not graded: {', '.join(f'`{o}`' for o in older)}).", ""]
     lines += [f"- {student_words(n)}" for n in state.get("notes", [])] + ([""] if state.get("notes") else [])
     questions = state.get("questions", [])
     if not questions:

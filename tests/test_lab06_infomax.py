@@ -13,7 +13,7 @@ from cellkit.errors import DataError
 @pytest.fixture(scope="module")
 def synthetic(tmp_path_factory):
     dest = tmp_path_factory.mktemp("bbbc018")
-    bbbc018.make_synthetic(dest, fast=True, seed=3)
+    bbbc018.make_synthetic(dest, fast=True, seed=3, size=256)  # smaller fields of view than the lab's, for speed
     return dest
 
 
@@ -40,12 +40,29 @@ def test_loader_shapes_and_scaling(synthetic):
 
 
 def test_generator_is_deterministic(tmp_path):
-    bbbc018.make_synthetic(tmp_path / "a", fast=True, seed=5)
-    bbbc018.make_synthetic(tmp_path / "b", fast=True, seed=5)
-    bbbc018.make_synthetic(tmp_path / "c", fast=True, seed=6)
+    bbbc018.make_synthetic(tmp_path / "a", fast=True, seed=5, size=128)
+    bbbc018.make_synthetic(tmp_path / "b", fast=True, seed=5, size=128)
+    bbbc018.make_synthetic(tmp_path / "c", fast=True, seed=6, size=128)
     name = f"{bbbc018.IMAGE_FOLDER}/13572-actin.DIB"
     assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes()
     assert (tmp_path / "a" / name).read_bytes() != (tmp_path / "c" / name).read_bytes()
+
+
+def test_both_modes_write_full_size_fields(tmp_path, monkeypatch):
+    # lab 06 scores whole fields: fast mode keeps the real 512x512 field of view (a 256x256 one held too few cells)
+    drawn = []
+
+    def small_field(params, size, generator):
+        drawn.append(size)
+        return np.zeros((3, 8, 8)), {"cells": 0, "mitotic": 0}
+
+    monkeypatch.setattr(bbbc018, "render_field", small_field)
+    for fast in (True, False):
+        drawn.clear()
+        bbbc018.make_synthetic(tmp_path / str(fast), fast=fast, seed=1)
+        assert drawn == [512] * 14 * 4
+    with pytest.raises(ValueError, match="size=32"):
+        bbbc018.make_synthetic(tmp_path / "tiny", fast=True, seed=1, size=32)
 
 
 def test_dib_roundtrip_and_truncation(tmp_path):

@@ -417,19 +417,24 @@ def render_field(params: dict, size: int, generator) -> tuple[np.ndarray, dict]:
     return out.astype(np.float32), {"cells": n_cells, "mitotic": n_mitotic}
 
 
-def make_synthetic(dest: Path, *, fast: bool, seed: int) -> None:
+def make_synthetic(dest: Path, *, fast: bool, seed: int, size: int | None = None) -> None:
     """Write a synthetic BBBC018 into ``dest``: 14 samples x 4 fields x 3 channel ``.DIB`` files, plus ground truth.
 
     Layout: ``BBBC018_v1_images/<key><field>-<DNA|pH3|actin>.DIB``, four consecutive
     well indices per sample (Cellomics DIBs, see :func:`write_dib`, holding 12-bit values),
     ``ground_truth.csv`` (``sample,morphology,name`` and the planted parameters)
-    and ``fields.csv`` (cells and mitotic cells drawn per field).  Full mode
-    writes the real 512x512 fields; fast mode 256x256 (smaller fields of view at
-    the same magnification, so cells keep their size and there are fewer of them).
-    Deterministic for a seed.
+    and ``fields.csv`` (cells and mitotic cells drawn per field).  Both modes
+    write the real 512x512 fields (``fast`` is accepted for the registry's
+    generator signature and changes nothing): lab 06 scores whole fields, and a
+    256x256 field (the earlier fast size, about 22 cells against 86) was too
+    small for the mean of its windows to tell its sample apart from the others
+    (docs/performance.md, lab 06).  ``size`` (default 512) writes smaller fields
+    of view at the same magnification, for quick tests.  Deterministic for a seed.
     """
     dest = Path(dest)
-    size = 256 if fast else 512
+    size = 512 if size is None else int(size)
+    if size < 64:
+        raise ValueError(f"size={size}: expected a field side of at least 64 pixels")
     folder = dest / IMAGE_FOLDER
     folder.mkdir(parents=True, exist_ok=True)
     field_rows = []

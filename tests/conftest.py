@@ -1,6 +1,7 @@
 """Shared test set-up: every test runs offline, in fast mode, on synthetic data, in a private data folder."""
 
 import os
+import shutil
 
 import pytest
 
@@ -27,3 +28,14 @@ def repo_root():
     from pathlib import Path
 
     return Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def no_hidden_tests_left(tmp_path):
+    """Remove every autograder zip and hidden-test folder a test wrote: a later grading run must find none."""
+    yield
+    for path in sorted(tmp_path.rglob("*"), key=lambda p: -len(p.parts)):
+        if path.is_file() and path.name.endswith("-autograder.zip"):
+            path.unlink()
+        elif path.is_dir() and path.name in ("ag", "autograder", "instructors", "build", "out"):
+            shutil.rmtree(path, ignore_errors=True)

@@ -11,15 +11,7 @@ import pytest
 from cellkit import course
 
 
-@pytest.fixture(autouse=True)
-def _no_hidden_tests_left(tmp_path):
-    """Remove the autograder zips and hidden tests a test built: a later grading run must find none."""
-    yield
-    for path in sorted(tmp_path.rglob("*"), key=lambda p: -len(p.parts)):
-        if path.is_file() and path.name.endswith("-autograder.zip"):
-            path.unlink()
-        elif path.is_dir() and path.name in ("ag", "autograder", "build", "out"):
-            shutil.rmtree(path, ignore_errors=True)
+pytestmark = pytest.mark.usefixtures("no_hidden_tests_left")
 
 
 def test_committed_labs_are_up_to_date(repo_root):

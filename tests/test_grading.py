@@ -63,19 +63,7 @@ def filled_student_notebook(lab: str, root: Path, solution):
 # ------------------------------------------------------------------ corpus
 
 
-@pytest.fixture(autouse=True)
-def _no_hidden_tests_left(tmp_path):
-    """Remove every autograder zip and hidden-test folder a test wrote: a later grading run must find none."""
-    yield
-    remove_hidden_tests(tmp_path)
-
-
-def remove_hidden_tests(folder: Path) -> None:
-    for path in sorted(folder.rglob("*"), key=lambda p: -len(p.parts)):
-        if path.is_file() and path.name.endswith("-autograder.zip"):
-            path.unlink()
-        elif path.is_dir() and path.name in ("ag", "autograder", "instructors"):
-            shutil.rmtree(path, ignore_errors=True)
+pytestmark = pytest.mark.usefixtures("no_hidden_tests_left")
 
 
 @pytest.fixture(scope="module")

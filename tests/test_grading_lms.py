@@ -233,12 +233,7 @@ def test_preflight_names_missing_real_data(tmp_path, monkeypatch):
 # ------------------------------------------------------------------ graded end to end (slow: notebooks run)
 
 
-@pytest.fixture(autouse=True)
-def _no_hidden_tests_left(tmp_path):
-    yield
-    for path in sorted(tmp_path.rglob("*"), key=lambda p: -len(p.parts)):
-        if path.is_file() and path.name.endswith("-autograder.zip"):
-            path.unlink()
+pytestmark = pytest.mark.usefixtures("no_hidden_tests_left")
 
 
 def _cheap(student, answer: str):

@@ -196,17 +196,24 @@ def student_words(text: str) -> str:
     return text
 
 
-def task_titles(released) -> dict[str, str]:
-    """Return ``{question: task title}`` from the released notebook: the task heading above each check cell."""
-    titles, heading = {}, ""
-    for cell in released.cells:
+def _code_cells_under_headings(nb, heading_pattern: str):
+    """Yield ``(heading, code cell)`` for each code cell, with the last markdown heading above it that matches."""
+    heading = ""
+    for cell in nb.cells:
         if cell.cell_type == "markdown":
-            found = re.findall(r"^#+\s*(Task\b.*?)\s*$", cell.source, re.M)
+            found = re.findall(heading_pattern, cell.source, re.M)
             if found:
                 heading = found[-1].replace("\u00b7", "-").strip()
         elif cell.cell_type == "code":
-            for q in re.findall(r"""grader\.check\(\s*["']([^"']+)["']""", cell.source):
-                titles.setdefault(q, heading or q)
+            yield heading, cell
+
+
+def task_titles(released) -> dict[str, str]:
+    """Return ``{question: task title}`` from the released notebook: the task heading above each check cell."""
+    titles = {}
+    for heading, cell in _code_cells_under_headings(released, r"^#+\s*(Task\b.*?)\s*$"):
+        for q in re.findall(r"""grader\.check\(\s*["']([^"']+)["']""", cell.source):
+            titles.setdefault(q, heading or q)
     return titles
 
 
@@ -216,18 +223,12 @@ def cell_places(nb) -> dict[int, str]:
     Colab shows no cell numbers, so the feedback says "the cell under 'Task 2 - Build the CNN' that starts with
     `def build_cnn():`" instead of "code cell 9".
     """
-    places, heading, number = {}, "", 0
-    for cell in nb.cells:
-        if cell.cell_type == "markdown":
-            found = re.findall(r"^#+\s*(.+?)\s*$", cell.source, re.M)
-            if found:
-                heading = found[-1].replace("\u00b7", "-").strip()
-        elif cell.cell_type == "code":
-            number += 1
-            first = next((line.strip() for line in cell.source.splitlines() if line.strip()
-                          and not line.strip().startswith("#")), "")
-            where = f"the cell under '{heading}'" if heading else "a cell near the top"
-            places[number] = f"{where} that starts with `{first[:60]}`" if first else f"an empty cell ({where[4:]})"
+    places = {}
+    for number, (heading, cell) in enumerate(_code_cells_under_headings(nb, r"^#+\s*(.+?)\s*$"), start=1):
+        first = next((line.strip() for line in cell.source.splitlines() if line.strip()
+                      and not line.strip().startswith("#")), "")
+        where = f"the cell under '{heading}'" if heading else "a cell near the top"
+        places[number] = f"{where} that starts with `{first[:60]}`" if first else f"an empty cell ({where[4:]})"
     return places
 
 

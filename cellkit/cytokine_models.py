@@ -532,6 +532,34 @@ class BranchEarlyStopping(keras.callbacks.Callback):
                 set_branch_weights(self.model, k, w)
 
 
+@keras.saving.register_keras_serializable(package="cellkit")
+class FusedAdam(keras.optimizers.Adam):
+    """Keras's Adam, with TensorFlow's fused kernel (``ResourceApplyAdam``) for each variable's update on TensorFlow.
+
+    The same update as :class:`keras.optimizers.Adam` (``m``, ``v``, bias-corrected step,
+    epsilon added to ``sqrt(v)``), but one pass over each variable instead of about ten
+    element-wise operations: for the wide CNN's 3.9 million weights a branch, Keras's
+    update was about a third of a training step on the CPU (measured: 344 ms a step
+    with Adam, 227 ms with SGD, 8 branches).  Other backends (and AMSGrad) use Keras's
+    update; JAX compiles the whole step with XLA, which fuses it anyway.
+    """
+
+    def update_step(self, gradient, variable, learning_rate):
+        if keras.backend.backend() != "tensorflow" or self.amsgrad:
+            return super().update_step(gradient, variable, learning_rate)
+        import tensorflow as tf
+
+        dtype = variable.dtype
+        step = tf.cast(self.iterations + 1, dtype)
+        index = self._get_variable_index(variable)
+        m, v = self._momentums[index], self._velocities[index]
+        tf.raw_ops.ResourceApplyAdam(
+            var=variable.handle, m=m.handle, v=v.handle,
+            beta1_power=tf.pow(tf.cast(self.beta_1, dtype), step), beta2_power=tf.pow(tf.cast(self.beta_2, dtype), step),
+            lr=tf.cast(learning_rate, dtype), beta1=tf.cast(self.beta_1, dtype), beta2=tf.cast(self.beta_2, dtype),
+            epsilon=tf.cast(self.epsilon, dtype), grad=tf.cast(gradient, dtype), use_locking=False)
+
+
 def compile_branched(kind: str, n_branches: int, *, image_size: int = 64, n_features: int = 768,
                      learning_rate: float = 1e-3, seed: int = 0):
     """Return a compiled branched model whose optimizer is built and whose fresh state is remembered.
@@ -548,7 +576,7 @@ def compile_branched(kind: str, n_branches: int, *, image_size: int = 64, n_feat
     # XLA on TensorFlow/CPU compiles many CNN branches slowly (measured: 2-3x the plain graph's first epoch), but
     # halves the CPU time of a ViT head's step (mlp512, 16 branches: 112 -> 52 ms a step, for about 2 s of
     # compilation once); JAX always compiles.  The metric: each branch's own training loss, for its early stopping.
-    model.compile(optimizer=keras.optimizers.Adam(learning_rate), loss=loss,
+    model.compile(optimizer=FusedAdam(learning_rate), loss=loss,
                   metrics=[BranchLosses(n_branches, from_logits=kind in CNN_KINDS)],
                   jit_compile=keras.backend.backend() != "tensorflow" or kind not in CNN_KINDS)
     model.optimizer.build(model.trainable_variables)
@@ -730,5 +758,5 @@ __all__ = ["VIT_PRESET", "VIT_B32", "PARAMS", "HEADS", "build_wide_cnn", "build_
            "vit_patch_grid", "interpolate_position_embeddings",
            "transfer_vit_weights", "build_vit_backbone", "vit_features", "build_vit_classifier", "build_branched",
            "build_single", "compile_branched", "reset_branched", "glorot_weights", "branch_weights",
-           "set_branch_weights", "BranchBatches", "predict_branches", "BranchLosses", "BranchEarlyStopping", "fit_branches",
+           "set_branch_weights", "BranchBatches", "predict_branches", "BranchLosses", "FusedAdam", "BranchEarlyStopping", "fit_branches",
            "cross_validate", "pooled_scores", "flip_views"]

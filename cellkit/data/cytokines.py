@@ -43,19 +43,21 @@ GROUND_TRUTH = "ground_truth.csv"
 WELL_FEATURES = "ground_truth_wells.csv"
 FEATURES = ("size", "clumping", "elongation", "density")
 EFFECTS = {"size": 0.35, "elongation": 2.0, "clumping": 2.5, "density": 0.5, "noise_strong": 0.25,
-           "noise_moderate": 0.5, "radius": 5.0, "pellet": 6.0, "states": 2.0, "state_sd": 0.5, "radial": 0.2}
+           "noise_moderate": 0.5, "radius": 5.0, "pellet": 6.0, "states": 2.0, "state_sd": 0.5, "radial": 0.2, "stretch": 1.0}
 """How the synthetic plate's latent features show in the images, and how noisy the driven cytokines are.
 
 Each feature ``f`` of a well is a *state* (low 20 %, middle 60 %, high 20 %: ``states`` times -1, 0 or +1) plus
 ``state_sd`` times a standard normal, so the producers of a driven cytokine (about the top or bottom 20 %) differ
 from the other wells by a whole state, not by a sliver of a continuous scale.  In the images (rendered at 128x128,
 then reduced to 64x64): cell radius ``radius x exp(size * f)`` pixels at 128x128; axis ratio
-``1 + elongation * sigmoid(1.5 f)``, elongated cells pointing to the middle of the field (angle noise ``radial``
-radians); clumped fraction ``sigmoid(clumping * f)``, the clumped cells gathered in one aggregate near the middle
+``1 + elongation * sigmoid(1.5 f)``, a cell stretched along its axis (semi-axes radius x ratio and radius, as a
+spreading, polarised cell; ``stretch`` 0 would keep its area) and pointing to the middle of the field (angle noise
+``radial`` radians); clumped fraction ``sigmoid(clumping * f)``, the clumped cells gathered in one aggregate near the middle
 (its centre ``pellet`` pixels, one standard deviation, from the middle), as cells settle in the bottom of a well; cells per well
 ``26 exp(density * f)``.  These field-scale patterns (an aggregate in the middle, cells aligned to it, the field's
 coverage) sit at the same place in every well, which a CNN with a dense layer on ~77 training wells can learn; the
-first version of the plate (cell size x exp(0.2 f), uniformly scattered clumps, continuous features) was visible
+first version of the plate (cell size x exp(0.2 f), uniformly scattered clumps, elongation at constant area,
+continuous features) was visible
 to hand-made statistics but not to the CNNs (3 of 14 drivers found in full mode).  A driven cytokine's score is its
 driver plus ``noise_strong`` (10 cytokines) or ``noise_moderate`` (4) times a standard normal."""
 
@@ -282,6 +284,8 @@ def load_ground_truth(folder):
 def _draw_cell(canvas, center, radius, elongation, angle, brightness):
     """Add one membrane-stained cell (a bright ring and a dim interior) to ``canvas`` in place."""
     a, b = radius * np.sqrt(elongation), radius / np.sqrt(elongation)
+    if EFFECTS["stretch"]:  # a spreading, polarised cell: stretched along its axis, not squeezed across it
+        a, b = radius * elongation, radius
     half = int(np.ceil(a)) + 3
     r0, c0 = int(round(center[0])), int(round(center[1]))
     rs, re = max(r0 - half, 0), min(r0 + half + 1, canvas.shape[0])

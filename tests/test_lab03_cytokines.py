@@ -561,27 +561,51 @@ def test_branched_training_equals_independent_models(kind):
 
 @pytest.mark.parametrize("kind", ["mlp256", "deeper"])
 def test_early_stopping_restores_each_branch_to_its_best_epoch(kind):
-    rng = np.random.default_rng(5)
-    k, n, size = 3, 12, 40
+    k, size = 3, 40
     model = cm.compile_branched(kind, k, image_size=size, seed=1)
-    src = (rng.random((1, n, size, size)) if kind in cm.CNN_KINDS else rng.normal(size=(1, n, 768))).astype("float32")
-    samples = [np.array([(0, w) for w in range(n)]) for _ in range(k)]
-    labels = [rng.integers(0, 2, n) for _ in range(k)]
-    stop = cm.BranchEarlyStopping(src, samples, labels, patience=1)
+    stop = cm.BranchEarlyStopping(patience=1)
     stop.set_model(model)
     stop.on_train_begin()
-    stop.on_epoch_end(0)  # every branch improves on infinity: its weights now are its best
+    stop.on_epoch_end(0, {"branch_losses": np.array([0.7, 0.6, 0.5])})  # every branch improves on infinity
     best = [cm.branch_weights(model, b) for b in range(k)]
-    stop.best[1] = -np.inf  # branch 1 cannot improve at epoch 2: it must get back its epoch-1 weights
-    cm.reset_branched(model, seed=9)  # new weights: the others improve or not, depending on their new loss
-    stop.on_epoch_end(1)
+    cm.reset_branched(model, seed=9)  # new weights at epoch 2: branches 0 and 2 improve, branch 1 does not
+    stop.on_epoch_end(1, {"branch_losses": np.array([0.5, 0.65, 0.4])})
+    assert stop.best_epoch.tolist() == [2, 1, 2] and not model.stop_training
     expected = [cm.branch_weights(model, b) if stop.best_epoch[b] == 2 else best[b] for b in range(k)]
+    stop.on_epoch_end(2, {"branch_losses": np.array([0.55, 0.9, 0.41])})  # nobody improves: patience 1 is spent
+    assert model.stop_training and stop.epochs_run == 3
     cm.reset_branched(model, seed=10)
     stop.on_train_end()
-    assert stop.best_epoch[1] == 1
     for b in range(k):
         for got, want in zip(cm.branch_weights(model, b), expected[b]):
             np.testing.assert_array_equal(got, want)
+    with pytest.raises(ValueError, match="branch_losses"):
+        stop.on_epoch_end(3, {"loss": 0.3})
+
+
+@pytest.mark.parametrize("kind", ["linear", "wide"])
+def test_branch_losses_are_each_branch_s_own_training_loss(kind):
+    """The metric that early stopping watches is, per branch, the loss a lone model reports for the same batch."""
+    import keras
+
+    size, batch, k = 12, 8, 3
+    rng = np.random.default_rng(4)
+    model = cm.compile_branched(kind, k, image_size=size, seed=2)
+    if kind in cm.CNN_KINDS:
+        x = rng.random((batch, size, size, k)).astype("float32")
+        y = rng.integers(0, 2, (batch, k)).astype("float32")
+    else:
+        x = rng.normal(size=(batch, k, 768)).astype("float32")
+        y = rng.integers(0, 2, (batch, k, 1)).astype("float32")
+    out = np.asarray(model(x))
+    logs = model.train_on_batch(x, y, return_dict=True)  # the metric sees the step's forward pass, before the update
+    for b in range(k):
+        if kind in cm.CNN_KINDS:
+            want = keras.losses.SparseCategoricalCrossentropy(from_logits=True)(y[:, b], out[:, b])
+        else:
+            want = keras.losses.BinaryCrossentropy()(y[:, b], out[:, b])
+        np.testing.assert_allclose(logs["branch_losses"][b], float(want), rtol=1e-4)
+    np.testing.assert_allclose(logs["loss"], np.mean(logs["branch_losses"]), rtol=1e-4)
 
 
 def test_cross_validate_one_model_per_cytokine_fold_augmentation():

@@ -42,12 +42,24 @@ IMAGE_DIR = "images"
 GROUND_TRUTH = "ground_truth.csv"
 WELL_FEATURES = "ground_truth_wells.csv"
 FEATURES = ("size", "clumping", "elongation", "density")
-EFFECTS = {"size": 0.2, "elongation": 0.9, "clumping": 1.6, "density": 0.45, "noise_strong": 0.35,
-           "noise_moderate": 0.8}
-"""How strongly the synthetic plate's latent features show in the images, and how noisy the driven cytokines are:
-cell radius ``x exp(size * f)``, axis ratio ``1 + elongation * sigmoid(1.5 f)``, clumped fraction
-``sigmoid(clumping * f)``, cells per well ``26 exp(density * f)``; a driven cytokine's score is its driver plus
-``noise_strong`` (10 cytokines) or ``noise_moderate`` (4) times a standard normal."""
+EFFECTS = {"size": 0.35, "elongation": 2.0, "clumping": 2.5, "density": 0.5, "noise_strong": 0.25,
+           "noise_moderate": 0.5, "radius": 5.0, "pellet": 6.0, "states": 2.0, "state_sd": 0.5, "radial": 0.2, "stretch": 1.0}
+"""How the synthetic plate's latent features show in the images, and how noisy the driven cytokines are.
+
+Each feature ``f`` of a well is a *state* (low 20 %, middle 60 %, high 20 %: ``states`` times -1, 0 or +1) plus
+``state_sd`` times a standard normal, so the producers of a driven cytokine (about the top or bottom 20 %) differ
+from the other wells by a whole state, not by a sliver of a continuous scale.  In the images (rendered at 128x128,
+then reduced to 64x64): cell radius ``radius x exp(size * f)`` pixels at 128x128; axis ratio
+``1 + elongation * sigmoid(1.5 f)``, a cell stretched along its axis (semi-axes radius x ratio and radius, as a
+spreading, polarised cell; ``stretch`` 0 would keep its area) and pointing to the middle of the field (angle noise
+``radial`` radians); clumped fraction ``sigmoid(clumping * f)``, the clumped cells gathered in one aggregate near the middle
+(its centre ``pellet`` pixels, one standard deviation, from the middle), as cells settle in the bottom of a well; cells per well
+``26 exp(density * f)``.  These field-scale patterns (an aggregate in the middle, cells aligned to it, the field's
+coverage) sit at the same place in every well, which a CNN with a dense layer on ~77 training wells can learn; the
+first version of the plate (cell size x exp(0.2 f), uniformly scattered clumps, elongation at constant area,
+continuous features) was visible
+to hand-made statistics but not to the CNNs (3 of 14 drivers found in full mode).  A driven cytokine's score is its
+driver plus ``noise_strong`` (10 cytokines) or ``noise_moderate`` (4) times a standard normal."""
 
 CYTOKINES = (
     "GM-CSF", "IFN-a2", "IFN-g", "IL-1a", "IL-1b", "IL-1RA", "IL-2", "IL-2RA", "IL-3", "IL-4", "IL-5", "IL-6",
@@ -272,6 +284,8 @@ def load_ground_truth(folder):
 def _draw_cell(canvas, center, radius, elongation, angle, brightness):
     """Add one membrane-stained cell (a bright ring and a dim interior) to ``canvas`` in place."""
     a, b = radius * np.sqrt(elongation), radius / np.sqrt(elongation)
+    if EFFECTS["stretch"]:  # a spreading, polarised cell: stretched along its axis, not squeezed across it
+        a, b = radius * elongation, radius
     half = int(np.ceil(a)) + 3
     r0, c0 = int(round(center[0])), int(round(center[1]))
     rs, re = max(r0 - half, 0), min(r0 + half + 1, canvas.shape[0])
@@ -292,19 +306,25 @@ def _render_well(features, n_cells, generator, scale=2):
     size = IMAGE_SIZE * scale
     g = generator
     canvas = np.zeros((size, size), np.float32)
-    radius = 4.0 * np.exp(EFFECTS["size"] * features["size"])  # pixels at the rendering scale
+    radius = EFFECTS["radius"] * np.exp(EFFECTS["size"] * features["size"])  # pixels at the rendering scale
     elong = 1.0 + EFFECTS["elongation"] / (1.0 + np.exp(-1.5 * features["elongation"]))
     clump_fraction = 1.0 / (1.0 + np.exp(-EFFECTS["clumping"] * features["clumping"]))
     n_clumped = g.binomial(n_cells, clump_fraction)
     centres = [g.uniform(8, size - 8, size=2) for _ in range(max(1, n_clumped // 8))]
+    if EFFECTS["pellet"]:  # clumped cells settle into one aggregate near the middle of the field
+        centres = [size / 2 + g.normal(0, EFFECTS["pellet"], size=2)]
     for i in range(n_cells):
         if i < n_clumped:
             base = centres[g.integers(len(centres))]
-            pos = base + g.normal(0, 1.6 * radius, size=2)
+            spread = 1.6 * radius * (np.sqrt(n_clumped) / 2 if EFFECTS["pellet"] else 1.0)
+            pos = base + g.normal(0, spread, size=2)
         else:
             pos = g.uniform(0, size, size=2)
         r = radius * g.uniform(0.85, 1.15)
-        _draw_cell(canvas, pos, r, elong * g.uniform(0.9, 1.1), g.uniform(0, np.pi), g.uniform(0.5, 0.8))
+        angle = g.uniform(0, np.pi)
+        if EFFECTS["radial"]:  # elongated cells point to the middle of the well (where the aggregate forms)
+            angle = np.arctan2(pos[0] - size / 2, pos[1] - size / 2) + g.normal(0, EFFECTS["radial"])
+        _draw_cell(canvas, pos, r, elong * g.uniform(0.9, 1.1), angle, g.uniform(0.5, 0.8))
     field = synth.illumination((size, size), g, strength=0.35)  # vignetting: why the original avoided rotations
     image = synth.fluorescence(canvas, g, gain=0.45, background=0.04, blur=0.8, photons=300.0,
                                read_noise=0.008, illumination_field=field)
@@ -338,11 +358,13 @@ def make_synthetic(dest, *, fast: bool, seed: int) -> None:
     The plate has the real layout (see the module docstring) whatever ``fast`` is:
     384 wells x 51 cytokines is cheap to write, and fast mode shrinks what the lab
     trains, not the data.  Each well has four latent image features (cell size,
-    clumping, elongation, density; standard normal), about 5% of wells are nearly
-    empty, and each cytokine is one of
+    clumping, elongation, density; each a low, middle or high state plus spread, see
+    :data:`EFFECTS` for how they show), about 5% of wells are nearly empty, and each
+    cytokine is one of
 
     * ``driven`` (14): producers are the wells whose noisy driver feature is high
-      (or low), about 1 in 5 wells; 10 strong and 4 moderate;
+      (or low), about 1 in 5 wells, mostly those in the driver's high (or low) state;
+      10 strong and 4 moderate;
     * ``unrelated`` (13): about 1 in 5 wells produce, at random;
     * ``rare`` (24): 2 to 7 wells produce, too few to model.
 
@@ -367,7 +389,10 @@ def make_synthetic(dest, *, fast: bool, seed: int) -> None:
         raise ValueError(f"dest={dest}: expected an existing folder")
     g = np.random.default_rng([seed, 3])
     n = len(WELLS)
-    feats = {f: g.normal(size=n) for f in FEATURES}
+    feats = {}
+    for f in FEATURES:  # each feature: a low (20%), middle (60%) or high (20%) state of the well, plus spread
+        state = g.choice([-1.0, 0.0, 1.0], size=n, p=[0.2, 0.6, 0.2])
+        feats[f] = EFFECTS["states"] * state + EFFECTS["state_sd"] * g.normal(size=n)
     empty = g.random(n) < 0.05
     n_cells = np.where(empty, g.integers(0, 3, size=n), np.round(26 * np.exp(EFFECTS["density"] * feats["density"]))).astype(int)
     (dest / IMAGE_DIR).mkdir(parents=True, exist_ok=True)

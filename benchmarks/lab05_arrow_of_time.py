@@ -29,7 +29,6 @@ import json
 import os
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import keras
@@ -39,21 +38,15 @@ from cellkit import attention as att
 from cellkit import events as ev
 from cellkit import video as vid
 from cellkit.data import migration
+from lab05_common import FAST, S, conv_stack, load_videos
 
 data_seed, net_seed, L, values_kind, epochs = (int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), sys.argv[4],
                                                int(sys.argv[5]))
 strength = float(sys.argv[6]) if len(sys.argv) > 6 else 1.0
 if values_kind not in ("feats", "states"):
     raise SystemExit(f"values={values_kind!r}: expected 'feats' or 'states'")
-S = int(os.environ.get("S", "32"))
-FAST = os.environ.get("FULLDATA", "0") != "1"
 POOL = os.environ.get("POOL", "flatten")  # "max": global max pooling (an event anywhere in the field), fewer weights
-root = Path(os.environ.get("DATA_ROOT", "/tmp/lab05_arrow")) / f"data_{data_seed}_{strength}_{FAST}"
-if not (root / "ground_truth.csv").exists():
-    migration.make_synthetic(root, fast=FAST, seed=data_seed, strength=strength)
-videos = migration.load_videos(root, S)
-events = migration.read_events(root)
-names = list(videos)
+videos, events, names = load_videos(data_seed, strength)
 
 
 def to_pairs(seqs):
@@ -66,10 +59,7 @@ def build(seed):
     inp = keras.Input((L, S, S, 2))
     e_in = keras.Input((S, S, 2))
     x = e_in
-    for f in (8, 16, 32):
-        x = layers.Conv2D(f, 3, strides=2, padding="same", use_bias=False)(x)
-        x = layers.GroupNormalization(groups=4)(x)
-        x = layers.ReLU()(x)
+    x = conv_stack(x)
     pooled = layers.GlobalMaxPooling2D()(x) if POOL == "max" else layers.Flatten()(x)
     x = layers.Dense(32)(pooled)
     feats = layers.TimeDistributed(keras.Model(e_in, x))(inp)

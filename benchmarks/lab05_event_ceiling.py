@@ -17,7 +17,6 @@ import json
 import os
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import keras
@@ -25,18 +24,11 @@ from keras import layers
 
 from cellkit import events as ev
 from cellkit import video as vid
-from cellkit.data import migration
+from lab05_common import FAST, S, conv_stack, load_videos
 
 data_seed, net_seed, epochs = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
 strength = float(sys.argv[4]) if len(sys.argv) > 4 else 1.0
-S = int(os.environ.get("S", "32"))
-FAST = os.environ.get("FULLDATA", "0") != "1"
-root = Path(os.environ.get("DATA_ROOT", "/tmp/lab05_arrow")) / f"data_{data_seed}_{strength}_{FAST}"
-if not (root / "ground_truth.csv").exists():
-    migration.make_synthetic(root, fast=FAST, seed=data_seed, strength=strength)
-videos = migration.load_videos(root, S)
-events = migration.read_events(root)
-names = list(videos)
+videos, events, names = load_videos(data_seed, strength)
 
 
 def triples(v):
@@ -52,10 +44,7 @@ def build(seed):
     keras.utils.set_random_seed(seed)
     inp = keras.Input((S, S, 3))
     x = inp
-    for f in (8, 16, 32):
-        x = layers.Conv2D(f, 3, strides=2, padding="same", use_bias=False)(x)
-        x = layers.GroupNormalization(groups=4)(x)
-        x = layers.ReLU()(x)
+    x = conv_stack(x)
     x = layers.GlobalMaxPooling2D()(x)  # an event is somewhere in the field
     return keras.Model(inp, layers.Dense(1, activation="sigmoid")(x))
 

@@ -62,7 +62,7 @@ class Config:
     Parameters
     ----------
     fast : bool
-        Fast mode: small data and few epochs, so a notebook runs in about a minute on 2 CPU cores.
+        Fast mode: small data and few epochs, so a notebook runs in one to two minutes on 2 CPU cores.
     source : {"real", "synthetic"}
         Where the images come from.  Never changed silently: a lab asked for ``real``
         data that cannot be found raises an error that explains how to choose ``synthetic``.
@@ -260,7 +260,7 @@ def describe(config: Config | None = None, lab: str | None = None) -> str:
         f"cellkit {_version()} | lab {lab or '-'}",
         f"backend : {keras.backend.backend()} (Keras {keras.__version__})",
         f"device  : {accelerator()}",
-        f"mode    : {config.mode} ({'small data, few epochs; CELLKIT_FAST=0 runs the real lab' if config.fast else 'the real lab; CELLKIT_FAST=1 runs a small version in about a minute'})",
+        f"mode    : {config.mode} ({'small data, few epochs; CELLKIT_FAST=0 runs the real lab' if config.fast else 'the real lab; CELLKIT_FAST=1 runs a small version in a minute or two'})",
         f"data    : {config.source} (set CELLKIT_SOURCE=real or synthetic), cached under {config.data_dir}",
         f"seed    : {config.seed}",
     ]

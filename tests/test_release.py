@@ -114,3 +114,13 @@ def test_version_check_tells_loaded_from_installed():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         check_version("0.3.0", installed="0.2.0", loaded="0.3.0")  # what runs is what counts
+
+
+@pytest.mark.parametrize("publishing", [False, True])
+def test_release_says_publish_only_when_it_does_not_publish_itself(tmp_path, capsys, publishing):
+    from cellkit.course.release import build_release
+
+    build_release(out=tmp_path / "rel", labs=("01_mnist",), root=ROOT, check=False, publishing=publishing)
+    said = capsys.readouterr().out
+    assert "private" in said, "the instructors' part must always be named as private"
+    assert ("publish " in said) is not publishing, said

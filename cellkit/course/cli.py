@@ -38,7 +38,7 @@ def _cmd_course_check(args) -> int:
 
 
 def _cmd_release(args) -> int:
-    build_release(args.version, out=args.out, labs=args.labs, check=not args.no_check)
+    build_release(args.version, out=args.out, labs=args.labs, check=not args.no_check, publishing=bool(args.publish))
     if args.publish:
         layout = Layout.of(None)
         publish(args.publish, args.version, layout)

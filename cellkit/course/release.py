@@ -131,7 +131,8 @@ def _readmes(rel: ReleaseLayout, manifest: dict) -> None:
                "See docs/instructors.md for the whole cycle.\n")
 
 
-def build_release(version: str | None = None, out=None, labs=(), root=None, *, check: bool = True) -> Path:
+def build_release(version: str | None = None, out=None, labs=(), root=None, *, check: bool = True,
+                  publishing: bool = False) -> Path:
     """Return the release folder after writing the student, instructor and manifest parts of ``version``.
 
     Parameters
@@ -144,6 +145,8 @@ def build_release(version: str | None = None, out=None, labs=(), root=None, *, c
         Labs to include (default: all).
     check : bool
         Refuse to release when the committed ``labs/`` differ from a fresh build of the masters.
+    publishing : bool
+        The caller publishes the student part (``cellkit release --publish``): print no "publish it" step.
 
     Raises
     ------
@@ -176,6 +179,10 @@ def build_release(version: str | None = None, out=None, labs=(), root=None, *, c
         _readmes(rel, manifest)
         write_text(rel.manifest, json.dumps(manifest, indent=2) + "\n")
     rel = ReleaseLayout(out)
-    print(f"release {version}: {out}\n  publish {rel.students} (badges pinned to {tag}); keep "
-          f"{rel.instructors} private\n  then tag the commit:  git tag {tag} && git push origin {tag}")
+    if publishing:  # the caller pushes the student part itself and says so
+        print(f"release {version}: {out}\n  keep {rel.instructors} private")
+    else:
+        print(f"release {version}: {out}\n  publish {rel.students} (badges pinned to {tag}); keep "
+              f"{rel.instructors} private\n  then tag the commit:  git tag {tag} && git push origin {tag}\n"
+              f"  (or let 'cellkit release --publish REMOTE' do both)")
     return out

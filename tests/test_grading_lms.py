@@ -166,6 +166,9 @@ def test_exports_in_the_lms_formats(tmp_path):
     assert moodle[0]["Identifier"] == "Participant 1001" and moodle[0]["Grade"] == "3.00"
     assert moodle[0]["Maximum Grade"] == "4.00" and moodle[0]["Last modified (grade)"] == "Thursday, 3 December 2026, 2:05 PM"
     assert "q1: 1, q2: 2" in moodle[0]["Feedback comments"] and moodle[1]["Feedback comments"].startswith("Not graded")
+    titled = list(csv.DictReader(lms.export("moodle", out, rows, ["q1", "q2"], now=now,
+                                            titles={"q1": "Task 1 - Load"}).open()))
+    assert "Task 1 - Load: 1, q2: 2" in titled[0]["Feedback comments"], "a student reads task titles, not test ids"
     plain = list(csv.DictReader(lms.export("csv", out, rows, ["q1", "q2"]).open()))
     assert plain[0]["final"] == "3.0" and plain[0]["q2"] == "2.0"
     with pytest.raises(ValueError, match="not the LMS's number"):
@@ -268,6 +271,7 @@ def test_moodle_and_canvas_exports_grade_to_the_right_ids(tmp_path):
     assert rows["1001"]["late_days"] == 0 and rows["1002"]["late_days"] == 1
     worksheet = list(csv.DictReader((tmp_path / "moodle" / "grades-moodle.csv").open()))
     assert [w["Identifier"] for w in worksheet] == ["Participant 1001", "Participant 1002"]
+    assert "Task 3" in worksheet[0]["Feedback comments"] and "q3_count" not in worksheet[0]["Feedback comments"]
     assert float(worksheet[0]["Grade"]) == rows["1001"]["final"] > 0
     summary = (tmp_path / "moodle" / "grades-summary.csv").read_text()
     assert "question,q3_count" in summary and "histogram_final" in summary

@@ -338,8 +338,8 @@ def grade(submissions, lab, out, *, workers: int | None = None, timeout: float =
     text = summary(rows, sum(points.values()))
     text += f"\nWARNING overrides for unknown id(s), not applied: {', '.join(unknown[:8])}" if unknown and not shard \
         else ""
-    written = write_summary(out, rows, list(points), points)
-    written += [export(fmt, out, rows, list(points), canvas_column=canvas_column, tz=policy.zone) for fmt in exports]
+    written = write_summary(out, rows, list(points), points) + [export(
+        fmt, out, rows, list(points), canvas_column=canvas_column, tz=policy.zone, titles=ctx.tasks) for fmt in exports]
     seconds = time.perf_counter() - t0
     if verbose:
         print(text)

@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import nbformat
+
 from cellkit.atomic import sha256, write_text
 from cellkit.course.autograder import ensure as ensure_autograder
 from cellkit.course.autograder import question_points
@@ -14,7 +16,7 @@ from cellkit.course.grading.gradebook import (_gradebooks_only, finalize, merge_
                                               read_gradebook, read_overrides, summary, write_summary)
 from cellkit.course.grading.identity import assign
 from cellkit.course.grading.lms import check_exports, export
-from cellkit.course.grading.scoring import feedback_text
+from cellkit.course.grading.scoring import feedback_text, task_titles
 from cellkit.course.grading.submissions import metadata_id
 from cellkit.course.layout import Layout, resolve_labs
 
@@ -128,14 +130,16 @@ def merge(out, parts, *, lab=None, root=None, exports=(), canvas_column: str | N
                          f"'cellkit grade' again with --overrides {overrides_path} (graded rows are only refreshed), "
                          "then merge again")
     possible = float(next(iter(rows.values()))["possible"]) if rows else 0.0
-    points = {q: 0.0 for q in questions}
+    points, titles = {q: 0.0 for q in questions}, None
     if lab is not None:
-        points = question_points(autograder_tests(ensure_autograder(resolve_labs([str(lab)], Layout.of(root))[0],
-                                                         Layout.of(root))))
+        layout = Layout.of(root)
+        name = resolve_labs([str(lab)], layout)[0]
+        points = question_points(autograder_tests(ensure_autograder(name, layout)))
+        titles = task_titles(nbformat.read(layout.student_notebook(name), as_version=4))
     elif questions and possible:  # without the lab, a question's points are taken as its best score seen
         points = {q: max(float(r.get(q) or 0) for r in rows.values()) for q in questions}
     written = write_summary(out, rows, questions, points)
-    written += [export(fmt, out, rows, questions, canvas_column=canvas_column) for fmt in exports]
+    written += [export(fmt, out, rows, questions, canvas_column=canvas_column, titles=titles) for fmt in exports]
     text = summary(rows, possible)
     if verbose:
         print(text)

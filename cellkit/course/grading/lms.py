@@ -50,9 +50,14 @@ def check_exports(exports, rule: str) -> None:
                              f"students'; export {other} (or csv) for a {other.capitalize()} download")
 
 
-def comment(row: dict, questions: list[str]) -> str:
-    """Return the one-line feedback comment an LMS shows beside the grade: per question, penalty, overrides."""
-    parts = [f"{q}: {float(row.get(q) or 0):g}" for q in questions]
+def comment(row: dict, questions: list[str], titles: dict[str, str] | None = None) -> str:
+    """Return the one-line feedback comment an LMS shows beside the grade: per task, penalty, overrides.
+
+    ``titles`` maps a question to the task title the student sees ("Task 2 - Build the CNN"); a question without
+    one is named by its id.
+    """
+    titles = titles or {}
+    parts = [f"{titles.get(q) or q}: {float(row.get(q) or 0):g}" for q in questions]
     text = f"Autograded {float(row.get('total') or 0):g}/{float(row['possible']):g} ({', '.join(parts)})"
     if float(row.get("penalty") or 0):
         text += f"; late {row['late_days']} day(s): -{float(row['penalty']):g}"
@@ -62,7 +67,7 @@ def comment(row: dict, questions: list[str]) -> str:
 
 
 def export(fmt: str, out: Path, rows: dict[str, dict], questions: list[str], *, canvas_column: str | None = None,
-           now: dt.datetime | None = None, tz: dt.tzinfo | None = None) -> Path:
+           now: dt.datetime | None = None, tz: dt.tzinfo | None = None, titles: dict[str, str] | None = None) -> Path:
     """Return the export file of format ``fmt`` written beside the gradebook ``out``.
 
     Moodle's times are written without a zone, as Moodle shows and parses them: in ``tz`` (the deadline's zone),
@@ -93,7 +98,8 @@ def export(fmt: str, out: Path, rows: dict[str, dict], questions: list[str], *, 
             submitted = dt.datetime.fromisoformat(r["submitted"]).astimezone(tz) if r.get("submitted") else None
             table.append([f"Participant {_numeric_id(r['id'], fmt)}", r.get("name") or "", "",
                           "Submitted for grading", f"{float(r['final']):.2f}", f"{float(r['possible']):.2f}", "Yes",
-                          _moodle_time(submitted) if submitted else "", _moodle_time(now), comment(r, questions)])
+                          _moodle_time(submitted) if submitted else "", _moodle_time(now),
+                          comment(r, questions, titles)])
         path = out.with_name(f"{out.stem}-moodle.csv")
     else:
         table = [["id", "name", "final", "total", "penalty", "possible", *questions, "status", "submitted",

@@ -92,17 +92,16 @@ def add_commands(sub) -> None:
                             description="The master notebooks in solutions/ are the single source of truth; "
                                         "the student notebooks in labs/ are built from them.")
     csub = course.add_subparsers(dest="course_command", required=True)
-    p = csub.add_parser("build", help="build labs/ and build/autograder/ from solutions/",
-                        description="Regenerate each master's setup cell, then run otter assign to write the "
-                                    "student notebook and public tests to labs/NN_name/ and the autograder zip "
-                                    "to build/autograder/.")
-    p.add_argument("labs", nargs="*", help="labs to build (default: all)")
-    p.set_defaults(func=_cmd_course_build)
-    p = csub.add_parser("check", help="fail if the committed student labs are stale",
-                        description="Build every lab into a temporary folder and compare it with labs/; "
-                                    "exits 1 and names each stale file if they differ.")
-    p.add_argument("labs", nargs="*", help="labs to check (default: all)")
-    p.set_defaults(func=_cmd_course_check)
+    for name, func, short, description in [
+            ("build", _cmd_course_build, "build labs/ and build/autograder/ from solutions/",
+             "Regenerate each master's setup cell, then run otter assign to write the student notebook and public "
+             "tests to labs/NN_name/ and the autograder zip to build/autograder/."),
+            ("check", _cmd_course_check, "fail if the committed student labs are stale",
+             "Build every lab into a temporary folder and compare it with labs/; exits 1 and names each stale file "
+             "if they differ.")]:
+        p = csub.add_parser(name, help=short, description=description)
+        p.add_argument("labs", nargs="*", help=f"labs to {name} (default: all)")
+        p.set_defaults(func=func)
 
     p = sub.add_parser("release", help="build a release: student notebooks, autograders, solutions apart",
                        description="Write build/release/VERSION/: students/ (notebooks, public tests, README with "
